@@ -1,0 +1,64 @@
+"""The ``survey-mass`` command: one subcommand per verb a user says.
+
+Each verb lives beside the stage it drives, in a module with ``register(subparsers)`` that adds its
+parser and sets ``func``; this file only lists those modules, so stages stay plain functions that
+tests call directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from survey_mass import __version__
+
+#: Modules that each add one or more subcommands.
+COMMAND_MODULES: tuple[str, ...] = (
+    "survey_mass.commands.run",
+    "survey_mass.commands.train",
+    "survey_mass.commands.simulate",
+    "survey_mass.commands.fetch",
+    "survey_mass.commands.query",
+    "survey_mass.commands.report",
+)
+
+
+class UserError(Exception):
+    """An error the user can fix; printed as one clear message, without a traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="survey-mass", description="Galaxy-cluster mass catalogs from survey cutouts."
+    )
+    parser.add_argument("--version", action="version", version=f"survey-mass {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name != name:
+                raise
+            continue  # a verb whose stage is not built yet is simply not offered
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except UserError as err:
+        print(f"survey-mass {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
