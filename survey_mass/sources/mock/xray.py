@@ -1,0 +1,116 @@
+"""Chandra ACIS-I-like 0.5-7 keV photon images of mock clusters.
+
+The image covers ``constants.XRAY_APERTURE`` (a fixed physical width) in ``constants.XRAY_GRID``
+pixels at the cluster's redshift, so its angular pixel scale varies with z and is recorded in the
+WCS. Components: an elliptical beta model normalised to the core-excised L_X inside R500, a compact
+cool-core component, an offset merging sub-clump, a central AGN in some cool cores, field point
+sources, and flat particle + sky background; then Poisson noise. No K-correction is applied.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from astropy import units as u
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from survey_mass.constants import (
+    ACIS_BACKGROUND_RATE,
+    ACIS_COUNTS_PER_ERG_CM2,
+    COSMOLOGY,
+    XRAY_APERTURE,
+    XRAY_GRID,
+)
+
+INSTRUMENT_STREAM = 1  # keys this instrument's noise stream per cluster
+SUPERSAMPLE = 3
+
+
+def physical_grid_wcs(ra: float, dec: float, z: float, width: u.Quantity, npix: int) -> WCS:
+    """TAN WCS of an ``npix`` square grid ``width`` wide (physical length) centred on (ra, dec)."""
+    scale_deg = (width / npix / COSMOLOGY.angular_diameter_distance(z) * u.rad).to_value(u.deg)
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval = [ra, dec]
+    wcs.wcs.crpix = [(npix + 1) / 2, (npix + 1) / 2]
+    wcs.wcs.cdelt = [-scale_deg, scale_deg]
+    wcs.wcs.cunit = ["deg", "deg"]
+    wcs.wcs.radesys = "ICRS"
+    return wcs
+
+
+def _beta_cylinder_fraction(radius, rc, beta):
+    """Fraction of a projected beta model's flux inside ``radius`` (closed form)."""
+    p = 3 * beta - 0.5
+    return 1 - (1 + (radius / rc) ** 2) ** (1 - p)
+
+
+def _beta_map(x, y, rc, beta, ellipticity=0.0, angle=0.0):
+    """Projected beta model surface density, normalised to unit total flux."""
+    c, s = np.cos(angle), np.sin(angle)
+    xr, yr = c * x + s * y, -s * x + c * y
+    q = 1 - ellipticity
+    r2 = (xr**2 * q + yr**2 / q) / rc**2
+    p = 3 * beta - 0.5
+    return (p - 1) / (np.pi * rc**2) * (1 + r2) ** (-p)
+
+
+def expected_counts(c: pd.Series, npix: int = XRAY_GRID) -> tuple[np.ndarray, float]:
+    """Expected photon counts per pixel (cluster + AGN-free background) and the exposure [s]."""
+    pixel_mpc = XRAY_APERTURE.to_value(u.Mpc) / npix
+    offsets = (np.arange(SUPERSAMPLE) + 0.5) / SUPERSAMPLE - 0.5
+    grid = (np.arange(npix) - (npix - 1) / 2) * pixel_mpc
+    x = (grid[None, :, None, None] + offsets[None, None, None, :] * pixel_mpc)  # columns
+    y = (grid[:, None, None, None] + offsets[None, None, :, None] * pixel_mpc)  # rows
+    # the cluster's true centre sits off the catalogued (cutout) centre by the mis-centring
+    x = x - c.miscentre_mpc * np.cos(c.miscentre_angle)
+    y = y - c.miscentre_mpc * np.sin(c.miscentre_angle)
+    r500 = c.r500_mpc
+    rc = c.core_radius_r500 * r500
+    main = _beta_map(x, y, rc, c.beta, c.ellipticity, c.position_angle)
+    # normalise so the core-excised luminosity is the part inside R500 of the main component
+    lum = c.lx_excised / _beta_cylinder_fraction(r500, rc, c.beta) * main
+    if c.cool_core:
+        lum = lum + c.core_fraction * c.lx_excised * _beta_map(x, y, 0.025 * r500, 0.7)
+    if c.merger:
+        dx = c.sub_offset_r500 * r500 * np.cos(c.sub_angle)
+        dy = c.sub_offset_r500 * r500 * np.sin(c.sub_angle)
+        lum = lum + c.sub_fraction * c.lx_excised * _beta_map(x - dx, y - dy, 0.1 * r500, 0.67)
+    lum = lum.mean(axis=(2, 3)) * pixel_mpc**2  # erg/s per pixel
+    d_l = COSMOLOGY.luminosity_distance(c.z).to_value(u.cm)
+    exposure = c.xray_exposure_ks * 1e3
+    counts = lum / (4 * np.pi * d_l**2) * exposure * ACIS_COUNTS_PER_ERG_CM2
+    pixel_arcmin = (pixel_mpc * u.Mpc / COSMOLOGY.angular_diameter_distance(c.z) * u.rad).to_value(u.arcmin)
+    counts += ACIS_BACKGROUND_RATE * exposure * pixel_arcmin**2
+    return counts, exposure
+
+
+def photon_image(c: pd.Series, seed: int, npix: int = XRAY_GRID) -> tuple[np.ndarray, float]:
+    """A Poisson realisation with point sources: (counts image, exposure [s])."""
+    rng = np.random.default_rng([seed, int(c.stream), INSTRUMENT_STREAM])
+    counts, exposure = expected_counts(c, npix)
+    image = rng.poisson(counts).astype(np.float32)
+    n_agn = rng.poisson(1.5)
+    rows, cols = rng.integers(0, npix, n_agn), rng.integers(0, npix, n_agn)
+    # field AGN: fluxes from a dN/dS ~ S^-2.5 power law above 1e-15 erg/s/cm^2
+    fluxes = 1e-15 * (1 - rng.random(n_agn)) ** (-1 / 1.5)
+    np.add.at(image, (rows, cols), rng.poisson(fluxes * exposure * ACIS_COUNTS_PER_ERG_CM2))
+    if c.central_agn:
+        image[npix // 2, npix // 2] += rng.poisson(3e-14 * exposure * ACIS_COUNTS_PER_ERG_CM2)
+    return image, exposure
+
+
+def xray_hdul(c: pd.Series, seed: int) -> fits.HDUList:
+    """The mock Chandra cutout of one cluster, as FITS with a TAN WCS."""
+    image, exposure = photon_image(c, seed)
+    header = physical_grid_wcs(c.ra, c.dec, c.z, XRAY_APERTURE, XRAY_GRID).to_header()
+    header["TELESCOP"] = "CHANDRA"
+    header["INSTRUME"] = "ACIS"
+    header["BUNIT"] = "count"
+    header["EXPOSURE"] = (exposure, "[s] effective exposure")
+    header["ENERG_LO"] = (0.5, "[keV]")
+    header["ENERG_HI"] = (7.0, "[keV]")
+    header["BKGRATE"] = (ACIS_BACKGROUND_RATE, "[count/s/arcmin2] particle+sky background")
+    header["OBJECT"] = c.target_id
+    return fits.HDUList([fits.PrimaryHDU(image, header=header)])
