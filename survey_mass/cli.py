@@ -13,6 +13,7 @@ import logging
 import sys
 
 from survey_mass import __version__
+from survey_mass.errors import UserError
 
 #: Modules that each add one or more subcommands.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -23,10 +24,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "survey_mass.commands.query",
     "survey_mass.commands.report",
 )
-
-
-class UserError(Exception):
-    """An error the user can fix; printed as one clear message, without a traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -68,7 +68,14 @@ class BoxFootprint(BaseModel):
         ra_c = (self.ra_min + self._ra_width() / 2) % 360.0
         dec_c = 0.5 * (self.dec_min + self.dec_max)
         corners_ra = [self.ra_min, self.ra_max, self.ra_min, self.ra_max, ra_c, ra_c]
-        corners_dec = [self.dec_min, self.dec_min, self.dec_max, self.dec_max, self.dec_min, self.dec_max]
+        corners_dec = [
+            self.dec_min,
+            self.dec_min,
+            self.dec_max,
+            self.dec_max,
+            self.dec_min,
+            self.dec_max,
+        ]
         radius = float(np.max(_angular_separation_deg(ra_c, dec_c, corners_ra, corners_dec)))
         return ra_c, dec_c, min(radius, 180.0)
 

@@ -63,7 +63,9 @@ class Source(Protocol):
 
     name: str
 
-    def cutouts(self, targets: Iterable[Target], instrument: str) -> Iterator[Cutout | CutoutFailure]:
+    def cutouts(
+        self, targets: Iterable[Target], instrument: str
+    ) -> Iterator[Cutout | CutoutFailure]:
         """One result per target, in order; failures are yielded, never raised."""
         ...
 

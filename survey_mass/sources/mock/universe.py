@@ -46,8 +46,12 @@ class UniverseSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     seed: int = Field(42, description="master seed: same seed, same universe")
-    log10_m500_min: float = Field(13.9, ge=13.0, le=15.0, description="lower mass limit [log10 Msun]")
-    log10_m500_max: float = Field(15.4, ge=13.5, le=16.0, description="upper mass limit [log10 Msun]")
+    log10_m500_min: float = Field(
+        13.9, ge=13.0, le=15.0, description="lower mass limit [log10 Msun]"
+    )
+    log10_m500_max: float = Field(
+        15.4, ge=13.5, le=16.0, description="upper mass limit [log10 Msun]"
+    )
     z_min: float = Field(0.03, gt=0.0, description="lowest redshift")
     z_max: float = Field(1.0, le=3.0, description="highest redshift")
     density_scale: float = Field(
@@ -62,7 +66,7 @@ def efunc(z):
 def r500_mpc(log10_m500, z):
     """R500c [Mpc] from M500c [Msun] and z."""
     rho_c = COSMOLOGY.critical_density(z).to_value(u.Msun / u.Mpc**3)
-    return (3 * 10**np.asarray(log10_m500) / (4 * np.pi * 500 * rho_c)) ** (1 / 3)
+    return (3 * 10 ** np.asarray(log10_m500) / (4 * np.pi * 500 * rho_c)) ** (1 / 3)
 
 
 @lru_cache(maxsize=8)
@@ -73,17 +77,24 @@ def _number_grid(lo: float, hi: float, z_min: float, z_max: float):
 
     cosmology.setCosmology(
         "survey_mass",
-        params=dict(flat=True, H0=COSMOLOGY.H0.value, Om0=COSMOLOGY.Om0, Ob0=0.045, sigma8=0.8, ns=0.96),
+        params=dict(
+            flat=True, H0=COSMOLOGY.H0.value, Om0=COSMOLOGY.Om0, Ob0=0.045, sigma8=0.8, ns=0.96
+        ),
         persistence="",
     )
     z = np.linspace(z_min, z_max, 120)
     log_m = np.linspace(lo, hi, 160)
-    dn_dlnm = np.array(
-        [
-            mass_function.massFunction(10**log_m * HUBBLE_H, zi, mdef="500c", model="tinker08", q_out="dndlnM")
-            for zi in z
-        ]
-    ) * HUBBLE_H**3  # -> Mpc^-3
+    dn_dlnm = (
+        np.array(
+            [
+                mass_function.massFunction(
+                    10**log_m * HUBBLE_H, zi, mdef="500c", model="tinker08", q_out="dndlnM"
+                )
+                for zi in z
+            ]
+        )
+        * HUBBLE_H**3
+    )  # -> Mpc^-3
     dv_dz_dsr = COSMOLOGY.differential_comoving_volume(z).to_value(u.Mpc**3 / u.sr)
     per_deg2 = dv_dz_dsr * (np.pi / 180) ** 2
     return z, log_m, dn_dlnm * np.log(10) * per_deg2[:, None]
@@ -114,7 +125,9 @@ def base_pixel_clusters(spec: UniverseSpec, pixel: int) -> pd.DataFrame:
     n = rng.poisson(clusters_per_deg2(spec) * area)
     # uniform on the sphere inside the pixel: random sub-pixels of an equal-area refinement
     sub_order = 12
-    sub = int(pixel) * 4 ** (sub_order - UNIVERSE_ORDER) + rng.integers(0, 4 ** (sub_order - UNIVERSE_ORDER), n)
+    sub = int(pixel) * 4 ** (sub_order - UNIVERSE_ORDER) + rng.integers(
+        0, 4 ** (sub_order - UNIVERSE_ORDER), n
+    )
     lon, lat = healpix(sub_order).healpix_to_lonlat(sub, dx=rng.random(n), dy=rng.random(n))
     z, log_m = _sample_z_mass(rng, n, spec)
     return pd.DataFrame(
@@ -129,13 +142,20 @@ def base_pixel_clusters(spec: UniverseSpec, pixel: int) -> pd.DataFrame:
     )
 
 
-def hidden_state(rng: np.random.Generator, log_m: np.ndarray, z: np.ndarray) -> dict[str, np.ndarray]:
+def hidden_state(
+    rng: np.random.Generator, log_m: np.ndarray, z: np.ndarray
+) -> dict[str, np.ndarray]:
     """Per-cluster physical state that makes observables scatter and co-vary at fixed mass."""
     n = len(log_m)
     m = 10**log_m
     ez = efunc(z)
     r500 = r500_mpc(log_m, z)
-    c200 = 5.71 * (m / (2e12 / HUBBLE_H)) ** -0.084 * (1 + z) ** -0.47 * 10 ** (0.15 * rng.standard_normal(n))
+    c200 = (
+        5.71
+        * (m / (2e12 / HUBBLE_H)) ** -0.084
+        * (1 + z) ** -0.47
+        * 10 ** (0.15 * rng.standard_normal(n))
+    )
     merger = rng.random(n) < 0.2 + 0.2 * np.clip(z, 0, 1)  # mergers more common at high z
     cool_core = ~merger & (rng.random(n) < 0.5)
     cov = CORRELATION * np.outer(SCATTER_LN, SCATTER_LN)
@@ -184,7 +204,9 @@ def cluster(spec: UniverseSpec, target_id: str) -> pd.Series:
     return base_pixel_clusters(spec, pixel).iloc[index]
 
 
-def clusters_in(spec: UniverseSpec, footprint: ConeFootprint | BoxFootprint, order: int, pixel: int) -> pd.DataFrame:
+def clusters_in(
+    spec: UniverseSpec, footprint: ConeFootprint | BoxFootprint, order: int, pixel: int
+) -> pd.DataFrame:
     """Clusters of the universe inside the footprint and inside shard ``pixel`` at ``order``."""
     if order <= UNIVERSE_ORDER:
         shift = 2 * (UNIVERSE_ORDER - order)
@@ -192,8 +214,14 @@ def clusters_in(spec: UniverseSpec, footprint: ConeFootprint | BoxFootprint, ord
     else:
         base = [int(pixel) >> 2 * (order - UNIVERSE_ORDER)]
     frames = [base_pixel_clusters(spec, b) for b in base]
-    df = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else frames[0]
+    df = (
+        pd.concat([f for f in frames if len(f)], ignore_index=True)
+        if any(len(f) for f in frames)
+        else frames[0]
+    )
     if order > UNIVERSE_ORDER and len(df):
-        in_shard = healpix(order).lonlat_to_healpix(df["ra"].to_numpy() * u.deg, df["dec"].to_numpy() * u.deg)
+        in_shard = healpix(order).lonlat_to_healpix(
+            df["ra"].to_numpy() * u.deg, df["dec"].to_numpy() * u.deg
+        )
         df = df[in_shard == pixel]
     return df[footprint.contains(df["ra"].to_numpy(), df["dec"].to_numpy())].reset_index(drop=True)

@@ -61,8 +61,8 @@ def expected_counts(c: pd.Series, npix: int = XRAY_GRID) -> tuple[np.ndarray, fl
     pixel_mpc = XRAY_APERTURE.to_value(u.Mpc) / npix
     offsets = (np.arange(SUPERSAMPLE) + 0.5) / SUPERSAMPLE - 0.5
     grid = (np.arange(npix) - (npix - 1) / 2) * pixel_mpc
-    x = (grid[None, :, None, None] + offsets[None, None, None, :] * pixel_mpc)  # columns
-    y = (grid[:, None, None, None] + offsets[None, None, :, None] * pixel_mpc)  # rows
+    x = grid[None, :, None, None] + offsets[None, None, None, :] * pixel_mpc  # columns
+    y = grid[:, None, None, None] + offsets[None, None, :, None] * pixel_mpc  # rows
     # the cluster's true centre sits off the catalogued (cutout) centre by the mis-centring
     x = x - c.miscentre_mpc * np.cos(c.miscentre_angle)
     y = y - c.miscentre_mpc * np.sin(c.miscentre_angle)
@@ -81,7 +81,9 @@ def expected_counts(c: pd.Series, npix: int = XRAY_GRID) -> tuple[np.ndarray, fl
     d_l = COSMOLOGY.luminosity_distance(c.z).to_value(u.cm)
     exposure = c.xray_exposure_ks * 1e3
     counts = lum / (4 * np.pi * d_l**2) * exposure * ACIS_COUNTS_PER_ERG_CM2
-    pixel_arcmin = (pixel_mpc * u.Mpc / COSMOLOGY.angular_diameter_distance(c.z) * u.rad).to_value(u.arcmin)
+    pixel_arcmin = (pixel_mpc * u.Mpc / COSMOLOGY.angular_diameter_distance(c.z) * u.rad).to_value(
+        u.arcmin
+    )
     counts += ACIS_BACKGROUND_RATE * exposure * pixel_arcmin**2
     return counts, exposure
 

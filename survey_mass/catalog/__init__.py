@@ -1,0 +1,1 @@
+"""Catalog stage: schema with units, HEALPix-partitioned Parquet, atomic shard writes, queries."""

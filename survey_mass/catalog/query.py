@@ -1,0 +1,129 @@
+"""Read-only SQL over a catalog (DuckDB), cone searches that read only the partitions they need,
+and export to FITS/VOTable with units for TOPCAT users.
+
+Queries run in a DuckDB connection whose file access is limited to the catalog folder and then
+locked, and only SELECT statements are accepted: a query can neither write nor reach other files.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+from astropy import units as u
+from astropy.table import Table
+
+from survey_mass.catalog.layout import CatalogLayout
+from survey_mass.errors import UserError
+from survey_mass.footprint import ConeFootprint, healpix
+
+READ_ONLY_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+
+
+def _local_root(url: str) -> Path:
+    layout = CatalogLayout(url)
+    if layout.fs.protocol not in ("file", "local", ("file", "local")):
+        raise UserError(
+            f"SQL queries read local catalogs; copy {url} locally first (or use --cone)"
+        )
+    root = Path(layout.root)
+    if not (root / "_metadata").is_file():
+        raise UserError(
+            f"{url} is not a finished catalog (no _metadata); run or resume its job first"
+        )
+    return root
+
+
+def connect(url: str) -> duckdb.DuckDBPyConnection:
+    """A locked-down DuckDB connection with views ``catalog`` and ``quarantine``."""
+    root = _local_root(url)
+    con = duckdb.connect(":memory:")
+    con.execute(f"SET allowed_directories=['{root}/']")
+    con.execute("SET enable_external_access=false")
+    for view in ("catalog", "quarantine"):
+        files = sorted(str(p) for p in (root / view).rglob("*.parquet"))
+        if files:
+            con.execute(
+                f"CREATE VIEW {view} AS SELECT * FROM read_parquet({files!r}, union_by_name=true)"
+            )
+    con.execute("SET lock_configuration=true")
+    return con
+
+
+def query(url: str, sql: str) -> pd.DataFrame:
+    """Run one read-only SQL statement against the catalog; tables: catalog, quarantine."""
+    con = connect(url)
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as err:
+        raise UserError(f"SQL does not parse: {err}") from err
+    if len(statements) != 1 or statements[0].type not in READ_ONLY_STATEMENTS:
+        raise UserError("queries are read-only: give exactly one SELECT statement")
+    try:
+        return con.sql(sql).df()
+    except duckdb.Error as err:
+        raise UserError(f"query failed: {err}") from err
+
+
+@dataclass
+class ConeResult:
+    rows: pd.DataFrame
+    partitions_read: int
+    partitions_total: int
+
+
+def cone_search(url: str, ra: float, dec: float, radius_deg: float) -> ConeResult:
+    """Rows within ``radius_deg`` of (ra, dec), reading only the HEALPix partitions the cone touches."""
+    layout = CatalogLayout(url)
+    fs = layout.fs
+    if not fs.exists(layout.metadata):
+        raise UserError(f"{url} is not a finished catalog (no _metadata)")
+    order = json.loads(fs.cat_file(layout.provenance))["order"]
+    files = fs.glob(f"{layout.root}/catalog/Norder={order}/**/*.parquet")
+    margin = healpix(order).pixel_resolution.to_value(u.deg)
+    wanted = healpix(order).cone_search_lonlat(
+        ra * u.deg, dec * u.deg, min(radius_deg + margin, 180.0) * u.deg
+    )
+    paths = [layout.catalog_file(order, int(p)) for p in np.unique(wanted)]
+    paths = [p for p in paths if p in set(files)]
+    if paths:
+        table = ds.dataset(paths, filesystem=fs, format="parquet").to_table()
+        df = table.to_pandas()
+    else:
+        df = pq.read_schema(fs.open(layout.common_metadata)).empty_table().to_pandas()
+    cone = ConeFootprint(ra=ra % 360.0, dec=dec, radius_deg=radius_deg)
+    inside = cone.contains(df["ra"].to_numpy(), df["dec"].to_numpy())
+    return ConeResult(df[inside].reset_index(drop=True), len(paths), len(files))
+
+
+def to_table(df: pd.DataFrame, url: str) -> Table:
+    """An astropy Table with each column's unit and description from the catalog schema."""
+    layout = CatalogLayout(url)
+    with layout.fs.open(layout.common_metadata, "rb") as fh:
+        schema = pq.read_schema(fh)
+    table = Table.from_pandas(df)
+    for f in schema:
+        if f.name in table.colnames and f.metadata:
+            unit = f.metadata.get(b"unit", b"").decode()
+            if unit:
+                table[f.name].unit = u.Unit(unit)
+            table[f.name].description = f.metadata.get(b"description", b"").decode()
+    return table
+
+
+def export(url: str, dest: str, sql: str = "SELECT * FROM catalog") -> Path:
+    """Write a query's rows as FITS or VOTable (by ``dest``'s suffix), units kept."""
+    dest_path = Path(dest)
+    formats = {".fits": "fits", ".fit": "fits", ".xml": "votable", ".vot": "votable"}
+    if dest_path.suffix.lower() not in formats:
+        raise UserError(f"export to {dest!r}: use a .fits or .vot/.xml file name")
+    to_table(query(url, sql), url).write(
+        dest_path, format=formats[dest_path.suffix.lower()], overwrite=True
+    )
+    return dest_path

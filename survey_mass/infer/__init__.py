@@ -1,0 +1,1 @@
+"""Inference: fold ensembles loaded once per worker, predicting mass and uncertainty."""

@@ -1,0 +1,35 @@
+"""A Dask worker plugin that loads the job's ensembles once per worker, never inside tasks."""
+
+from __future__ import annotations
+
+from distributed.diagnostics.plugin import WorkerPlugin
+
+
+class EnsemblePlugin(WorkerPlugin):
+    """Pre-loads zoo entries (verified, safe_mode) into the worker's process-wide cache."""
+
+    name = "survey-mass-ensembles"
+
+    def __init__(self, paths: list[str], tf_threads: int = 1):
+        self.paths = list(paths)
+        self.tf_threads = tf_threads
+
+    def setup(self, worker) -> None:
+        configure_tensorflow(self.tf_threads)
+        from survey_mass.infer.ensemble import load_ensemble
+
+        for path in self.paths:
+            load_ensemble(path)
+
+
+def configure_tensorflow(threads: int) -> None:
+    """Few threads per worker (workers share cores), and GPU memory that grows as needed."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        for gpu in tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.set_memory_growth(gpu, True)
+    except RuntimeError:  # already initialised in this process: settings are fixed
+        pass

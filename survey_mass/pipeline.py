@@ -1,0 +1,260 @@
+"""The job: plan shards, weigh each on a Dask worker, write it, finalize the catalog.
+
+``process_shard`` is a plain function (tests call it directly); ``run_job`` is the thin wiring that
+submits it per shard to the cluster, skips shards already done, and writes the metadata last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from survey_mass import __version__
+from survey_mass.catalog.layout import CatalogLayout
+from survey_mass.catalog.schema import FLAG_LARGE_SPREAD, FLAG_MISSING
+from survey_mass.catalog.writer import done_shards, finalize, is_complete, write_shard
+from survey_mass.config import JobSpec
+from survey_mass.infer.ensemble import load_ensemble, resolve_entry
+from survey_mass.models.manifest import read_manifest
+from survey_mass.preprocess import PREPROCESSORS
+from survey_mass.sources import build_source
+from survey_mass.sources.base import CutoutFailure, Target
+from survey_mass.targets import Shard, mock_targets, plan_shards, spatial_index
+from survey_mass.xp import array_module
+
+LARGE_SPREAD_DEX = 0.15
+
+
+def model_paths(spec: JobSpec) -> dict[str, str]:
+    return {
+        inst: str(resolve_entry(getattr(spec.models, inst), spec.models.zoo))
+        for inst in spec.instruments
+    }
+
+
+def job_hash(spec: JobSpec, paths: dict[str, str]) -> str:
+    """What makes two runs write the same catalog: the job minus where it runs, and the model bytes."""
+    relevant = spec.model_dump(
+        mode="json", exclude={"cluster": True, "output": True, "batch_size": True}
+    )
+    hashes = {inst: [m["sha256"] for m in read_manifest(p)["members"]] for inst, p in paths.items()}
+    blob = json.dumps({"spec": relevant, "models": hashes}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _weigh(spec: JobSpec, targets: list[Target], instrument: str, path: str, xp):
+    """(target_id -> (log M, spread, sigma), target_id -> failure) for one instrument."""
+    source = build_source(spec)
+    ensemble = load_ensemble(path)
+    results, failures = {}, {}
+    for start in range(0, len(targets), spec.batch_size):
+        chunk = targets[start : start + spec.batch_size]
+        cutouts = []
+        for item in source.cutouts(chunk, instrument):
+            if isinstance(item, CutoutFailure):
+                failures[item.target.target_id] = item
+            else:
+                cutouts.append(item)
+        prepared = PREPROCESSORS[instrument](cutouts, xp)
+        for f in prepared.failures:
+            failures[f.target.target_id] = f
+        if prepared.cutouts:
+            pred = ensemble.predict(
+                prepared.inputs, xp=xp, tta=spec.models.tta, batch_size=spec.batch_size
+            )
+            for i, c in enumerate(prepared.cutouts):
+                results[c.target.target_id] = (pred.log10_m500[i], pred.spread[i], pred.sigma[i])
+    return results, failures, ensemble.version
+
+
+def process_shard(spec: JobSpec, shard: Shard, paths: dict[str, str], job_hash_: str) -> dict:
+    """Weigh every target of one shard and write its catalog and quarantine parts."""
+    rows = shard.rows if shard.rows is not None else mock_targets(spec, shard.order, shard.pixel)
+    rejected = rows[rows["reject"].notna()]
+    good = rows[rows["reject"].isna()].reset_index(drop=True)
+    targets = [
+        Target(r.target_id, float(r.ra), float(r.dec), float(r.z)) for r in good.itertuples()
+    ]
+    xp = array_module(spec.device)
+    per_inst, versions = {}, []
+    for inst in spec.instruments:
+        results, failures, version = _weigh(spec, targets, inst, paths[inst], xp)
+        per_inst[inst] = (results, failures)
+        versions.append(version)
+
+    cat = good[["target_id", "ra", "dec", "z"]].copy()
+    flags = np.zeros(len(cat), dtype=np.int32)
+    means, variances = [], []
+    for inst in spec.instruments:
+        results, _ = per_inst[inst]
+        values = np.array(
+            [results.get(t, (np.nan,) * 3) for t in cat["target_id"]], dtype=float
+        ).reshape(-1, 3)
+        cat[f"logm500_{inst}"], cat[f"logm500_{inst}_spread"], cat[f"logm500_{inst}_sigma"] = (
+            values.T
+        )
+        flags |= np.where(np.isnan(values[:, 0]), FLAG_MISSING[inst], 0).astype(np.int32)
+        flags |= np.where(values[:, 1] > LARGE_SPREAD_DEX, FLAG_LARGE_SPREAD, 0).astype(np.int32)
+        means.append(values[:, 0])
+        variances.append(values[:, 2] ** 2)
+    weights = 1.0 / np.stack(variances)
+    usable = np.isfinite(weights) & np.isfinite(np.stack(means))
+    weights = np.where(usable, weights, 0.0)
+    total = weights.sum(axis=0)
+    weighed = total > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        joint = (np.where(usable, np.stack(means), 0.0) * weights).sum(axis=0) / total
+        joint_sigma = 1.0 / np.sqrt(total)
+    cat["logm500"], cat["logm500_sigma"] = joint, joint_sigma
+    cat["logm500_p16"], cat["logm500_p84"] = joint - joint_sigma, joint + joint_sigma
+    cat["flags"] = flags
+    cat["models"] = ",".join(versions)
+    cat["_healpix_29"] = spatial_index(cat["ra"].to_numpy(), cat["dec"].to_numpy())
+
+    # a target none of whose instruments gave a mass goes to the quarantine, with every reason
+    failed = cat.loc[~weighed, ["target_id", "ra", "dec", "z"]].copy()
+    reasons = []
+    for t in failed["target_id"]:
+        fs = [per_inst[i][1].get(t) for i in spec.instruments]
+        reasons.append(
+            [(f"{i}:{f.reason}", f.detail) for i, f in zip(spec.instruments, fs, strict=True) if f]
+        )
+    failed["reason"] = [";".join(r for r, _ in rs) for rs in reasons]
+    failed["detail"] = [" | ".join(d for _, d in rs) for rs in reasons]
+    bad_input = rejected[["target_id", "ra", "dec", "z"]].copy()
+    bad_input["reason"] = rejected["reject"].to_numpy()
+    bad_input["detail"] = [_REJECT_DETAIL[r] for r in bad_input["reason"]]
+    quarantine = pd.concat([bad_input, failed], ignore_index=True)
+    catalog = cat[weighed].sort_values("_healpix_29", kind="stable").reset_index(drop=True)
+    return write_shard(
+        CatalogLayout(spec.output.url),
+        shard.order,
+        shard.pixel,
+        catalog,
+        quarantine,
+        spec.instruments,
+        job_hash_,
+    )
+
+
+_REJECT_DETAIL = {
+    "invalid_coordinates": "ra/dec missing, non-numeric or out of range; fix the catalog row",
+    "invalid_redshift": "z missing, non-positive or above 5; fix the catalog row",
+    "duplicate_id": "target id seen earlier in the catalog; ids must be unique",
+    "outside_footprint": "position lies outside targets.footprint; widen the footprint or drop the row",
+}
+
+
+@dataclass
+class RunSummary:
+    url: str
+    rows: int = 0
+    quarantined: int = 0
+    shards: int = 0
+    shards_run: int = 0
+    seconds: float = 0.0
+    reasons: Counter = field(default_factory=Counter)
+    already_complete: bool = False
+
+    def text(self) -> str:
+        if self.already_complete:
+            return f"catalog already complete at {self.url} (nothing to do)"
+        lines = [
+            f"catalog: {self.url}",
+            f"  {self.rows} targets weighed, {self.quarantined} quarantined, "
+            f"{self.shards_run}/{self.shards} shards run in {self.seconds:.1f} s",
+        ]
+        lines += [f"  quarantine {reason}: {n}" for reason, n in self.reasons.most_common()]
+        lines.append(f'  query it: survey-mass query {self.url} "SELECT count(*) FROM catalog"')
+        return "\n".join(lines)
+
+
+def run_job(spec: JobSpec, client=None, progress: bool = True) -> RunSummary:
+    """Run (or resume) a job; ``client`` is a distributed Client, else the job's cluster is started."""
+    from survey_mass.cluster import open_client
+    from survey_mass.infer.plugin import EnsemblePlugin
+
+    start = time.perf_counter()
+    layout = CatalogLayout(spec.output.url)
+    paths = model_paths(spec)
+    jhash = job_hash(spec, paths)
+    done = done_shards(layout, jhash)
+    summary = RunSummary(url=spec.output.url)
+    if is_complete(layout):
+        summary.already_complete = True
+        return summary
+    order, shards = plan_shards(spec)
+    todo = [s for s in shards if s.pixel not in done]
+    summary.shards, summary.shards_run = len(shards), len(todo)
+    if todo:
+        with open_client(spec.cluster, client) as c:
+            c.register_plugin(EnsemblePlugin(list(paths.values()), spec.cluster.threads_per_worker))
+            futures = [
+                c.submit(
+                    process_shard,
+                    spec,
+                    s,
+                    paths,
+                    jhash,
+                    key=f"shard-{s.order}-{s.pixel}-{jhash}",
+                    retries=2,
+                    pure=False,
+                )
+                for s in todo
+            ]
+            from distributed import as_completed
+
+            errors = []
+            bar = tqdm(
+                total=len(futures), desc=f"{spec.name}: shards", unit="shard", disable=not progress
+            )
+            for future in as_completed(futures):
+                if future.status == "error":
+                    errors.append((future.key, future.exception()))
+                else:
+                    marker = future.result()
+                    done[marker["pixel"]] = marker
+                bar.update(1)
+            bar.close()
+            if errors:
+                from survey_mass.errors import UserError
+
+                raise UserError(
+                    f"{len(errors)} shard(s) failed, first {errors[0][0]}: {errors[0][1]!r}; "
+                    "re-run the same command to retry only those shards"
+                )
+    provenance = {
+        "job": spec.model_dump(mode="json"),
+        "job_hash": jhash,
+        "code_version": __version__,
+        "models": {
+            inst: {"path": p, "members": [m["sha256"] for m in read_manifest(p)["members"]]}
+            for inst, p in paths.items()
+        },
+        "order": order,
+        "shards": len(shards),
+    }
+    finalize(layout, order, sorted(done), spec.instruments, provenance)
+    summary.rows = sum(m["rows"] for m in done.values())
+    summary.quarantined = sum(m["quarantined"] for m in done.values())
+    summary.reasons = quarantine_reasons(layout)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def quarantine_reasons(layout: CatalogLayout) -> Counter:
+    import pyarrow.dataset as ds
+
+    fs = layout.fs
+    files = fs.glob(f"{layout.root}/quarantine/**/*.parquet")
+    if not files:
+        return Counter()
+    table = ds.dataset(files, filesystem=fs, format="parquet").to_table(columns=["reason"])
+    return Counter(table.column("reason").to_pylist())

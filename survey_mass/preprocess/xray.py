@@ -1,0 +1,57 @@
+"""X-ray photon images -> CNN input: resample to the physical grid, subtract background, scale.
+
+Counts become self-similar-scaled luminosity per pixel, ``L / E(z)^(7/3)`` [erg/s], so a cluster of
+given mass looks alike at every redshift and exposure (only its noise differs), then an asinh stretch
+keeps the core from dominating. Version string goes into model manifests: bump it on any change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from astropy import units as u
+
+from survey_mass.constants import ACIS_COUNTS_PER_ERG_CM2, COSMOLOGY, XRAY_APERTURE, XRAY_GRID
+from survey_mass.preprocess.batch import Prepared, prepare_batch
+from survey_mass.preprocess.resample import GridSpec
+from survey_mass.sources.base import Cutout
+from survey_mass.xp import to_numpy
+
+VERSION = "xray-v1"
+GRID = GridSpec(npix=XRAY_GRID, width=XRAY_APERTURE)
+#: asinh softening luminosity [erg/s per pixel]: ~1 photon at z ~ 0.5 in 100 ks
+STRETCH = 1e41
+
+
+def _scale(batch, cutouts: Sequence[Cutout], xp):
+    """counts (N, 1, H, W) -> asinh of background-subtracted, self-similar luminosity per pixel."""
+    z = np.array([c.target.z for c in cutouts])
+    exposure = np.array([float(c.hdul[0].header["EXPOSURE"]) for c in cutouts])
+    bkg_rate = np.array([float(c.hdul[0].header.get("BKGRATE", np.nan)) for c in cutouts])
+    pixel_arcmin2 = (
+        (XRAY_APERTURE / XRAY_GRID / COSMOLOGY.angular_diameter_distance(z)) * u.rad
+    ).to_value(u.arcmin) ** 2
+    background = bkg_rate * exposure * pixel_arcmin2
+    # unknown background: the median of the outer ring of the image
+    ring = np.ones((XRAY_GRID, XRAY_GRID), bool)
+    ring[8:-8, 8:-8] = False
+    unknown = ~np.isfinite(background)
+    if unknown.any():
+        outer_median = to_numpy(xp.median(batch[:, 0][:, xp.asarray(ring)], axis=1))
+        background[unknown] = outer_median[unknown]
+    d_l = COSMOLOGY.luminosity_distance(z).to_value(u.cm)
+    to_lum = (
+        4 * np.pi * d_l**2 / (exposure * ACIS_COUNTS_PER_ERG_CM2) / COSMOLOGY.efunc(z) ** (7 / 3)
+    )
+    lum = (batch - xp.asarray(background)[:, None, None, None]) * xp.asarray(to_lum)[
+        :, None, None, None
+    ]
+    return xp.arcsinh(lum / STRETCH)
+
+
+def preprocess_xray(cutouts: Sequence[Cutout], xp) -> Prepared:
+    """A batch of X-ray cutouts -> (N, 128, 128, 1) float32 model input on ``xp``, plus failures."""
+    return prepare_batch(
+        cutouts, GRID, xp, conserve_flux=True, required_keys=("EXPOSURE",), scale=_scale
+    )

@@ -1,0 +1,49 @@
+"""Training job specs (the ``[train]`` table of a TOML file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import tomllib
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from survey_mass.config import format_validation_error
+from survey_mass.errors import JobSpecError
+from survey_mass.sources.mock.universe import UniverseSpec
+
+
+class TrainSpec(BaseModel):
+    """How one fold ensemble is trained on the mock survey; defaults fit 2 CPU cores."""
+
+    model_config = ConfigDict(extra="forbid")
+    instrument: Literal["xray", "sz", "optical"]
+    ensemble: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="zoo name, e.g. xray-v1")
+    out: str = Field(description="folder the ensemble is written to")
+    n_clusters: int = Field(800, ge=30)
+    folds: int = Field(5, ge=3, le=20)
+    max_epochs: int = Field(30, ge=1, description="the paper's cap is 400")
+    min_epochs: int = Field(5, ge=1, description="never stop on the criteria before this epoch")
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(5e-4, gt=0)
+    augmentations_per_epoch: int = Field(
+        2, ge=1, le=8, description="random dihedral copies per epoch"
+    )
+    universe: UniverseSpec = Field(default_factory=lambda: UniverseSpec(seed=1001))
+    fit_seed: int = 0
+
+
+def load_train_spec(path: str | Path) -> TrainSpec:
+    path = Path(path)
+    if not path.is_file():
+        raise JobSpecError(f"{path}: no such training spec; see jobs/train_xray.toml")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise JobSpecError(f"{path}: not valid TOML ({err})") from err
+    if "train" not in data:
+        raise JobSpecError(f"{path}: no [train] table; a training spec starts with [train]")
+    try:
+        return TrainSpec.model_validate(data["train"])
+    except ValidationError as err:
+        raise JobSpecError(format_validation_error(err, f"{path} [train]")) from err
