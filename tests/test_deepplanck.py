@@ -95,9 +95,10 @@ def test_zoo_entry_round_trip_and_tamper(ensemble, cutout, tmp_path):
     manifest = read_manifest(entry)
     assert manifest["ensemble"] == ENSEMBLE_NAME and manifest["instrument"] == "sz"
     assert manifest["inputs"]["shape"] == [96, 96, 1]
-    assert manifest["preprocessing"]["name"] == PREPROCESSING
-    assert manifest["preprocessing"]["mu"] == list(MU)
-    assert manifest["preprocessing"]["sigma"] == list(SIGMA)
+    assert manifest["preprocessing"] == PREPROCESSING and manifest["combine"] == "by_z_bin"
+    assert manifest["standardisation"]["mu"] == list(MU)
+    assert manifest["standardisation"]["sigma"] == list(SIGMA)
+    assert manifest["output"] == "log10 M500c [Msun]"
     assert "arXiv:2209.10333" in manifest["source"]["paper"]
     assert "PROVENANCE.md" in manifest["source"]["provenance"]
     assert len(manifest["members"]) == 4 and all(len(m["sha256"]) == 64 for m in manifest["members"])

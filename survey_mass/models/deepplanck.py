@@ -142,11 +142,10 @@ class DeepPlanckEnsemble:
         """Load a saved entry: hashes checked first, then ``safe_mode`` loading, no compile."""
         zoo_dir = Path(zoo_dir)
         manifest = verify_manifest(zoo_dir)
-        prep = manifest.get("preprocessing", {})
-        if manifest["ensemble"] != ENSEMBLE_NAME or prep.get("name") != PREPROCESSING:
+        if manifest["ensemble"] != ENSEMBLE_NAME or manifest.get("preprocessing") != PREPROCESSING:
             raise ValueError(
                 f"{zoo_dir} holds ensemble {manifest['ensemble']!r} with preprocessing "
-                f"{prep.get('name')!r}, not {ENSEMBLE_NAME!r} with {PREPROCESSING!r}"
+                f"{manifest.get('preprocessing')!r}, not {ENSEMBLE_NAME!r} with {PREPROCESSING!r}"
             )
         if [tuple(m["z_bin"]) for m in manifest["members"]] != list(Z_BINS):
             raise ValueError(f"{zoo_dir}: member z bins differ from constants.Z_BINS {Z_BINS}")
@@ -154,7 +153,8 @@ class DeepPlanckEnsemble:
             keras.models.load_model(zoo_dir / m["file"], safe_mode=True, compile=False)
             for m in manifest["members"]
         ]
-        return cls(models, prep["mu"], prep["sigma"], manifest.get("source"))
+        scale = manifest["standardisation"]
+        return cls(models, scale["mu"], scale["sigma"], manifest.get("source"))
 
     def standardise(self, y_maps: np.ndarray, bin_index: int) -> np.ndarray:
         """``deepplanck-standardise-v1``: (y - mu) / sigma of the bin, as float32 NHWC."""
@@ -202,7 +202,11 @@ class DeepPlanckEnsemble:
         return mean, spread
 
     def save_as_zoo_entry(self, dest_dir: str | os.PathLike) -> Path:
-        """Write the four models as .keras files and, last, the manifest; returns the folder."""
+        """Write the four models as .keras files and, last, the manifest; returns the folder.
+
+        ``combine = "by_z_bin"`` tells loaders that each member serves one redshift bin: unlike a
+        fold ensemble, the members must not be averaged (load with ``from_zoo``).
+        """
         dest = Path(dest_dir)
         dest.mkdir(parents=True, exist_ok=True)
         members = []
@@ -221,14 +225,12 @@ class DeepPlanckEnsemble:
                 "units": "dimensionless",
                 "pixel_arcmin": PLANCK_PIXEL.to_value("arcmin"),
             },
-            output={"quantity": "log10 M500c", "units": "Msun", "h_folded_into_bias": DEEPPLANCK_H},
-            preprocessing={
-                "name": PREPROCESSING,
-                "formula": "(y - mu[bin]) / sigma[bin]",
-                "mu": self.mu,
-                "sigma": self.sigma,
-            },
+            output="log10 M500c [Msun]",
+            preprocessing=PREPROCESSING,
+            standardisation={"formula": "(y - mu[bin]) / sigma[bin]", "mu": self.mu, "sigma": self.sigma},
+            combine="by_z_bin",
             z_bins={"edges": [list(b) for b in Z_BINS], "closed": "upper (lo, hi]"},
+            h_folded_into_output_bias=DEEPPLANCK_H,
             source=self.source,
         )
         return dest
