@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:  # distributed logs every worker start and stop at INFO
+        logging.getLogger("distributed").setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
     except UserError as err:

@@ -5,6 +5,7 @@ Kubernetes. Optional back-ends are imported only when asked for (dask_cuda needs
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 
 from distributed import Client, LocalCluster
@@ -33,6 +34,7 @@ def make_cluster(spec: ClusterSpec):
             processes=True,
             memory_limit=spec.memory_limit,
             dashboard_address=None,
+            silence_logs=logging.WARNING,
             **spec.options,
         )
     if spec.kind == "local-cuda":

@@ -13,15 +13,23 @@ from survey_mass.catalog.layout import UNPLACED, CatalogLayout
 from survey_mass.catalog.schema import catalog_schema, quarantine_schema
 from survey_mass.errors import UserError
 
+#: temporary files start with '.', which pyarrow, DuckDB globs and HATS readers skip
+TMP_PREFIX = "."
 
-def _write_atomic(layout: CatalogLayout, table: pa.Table, path: str) -> None:
-    """Write to a temporary name beside ``path``, then rename: readers never see half a file."""
+
+def _write_atomic(layout: CatalogLayout, path: str, write) -> None:
+    """``write(fh)`` to a temporary name beside ``path``, then rename: no one sees half a file."""
     fs = layout.fs
-    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+    folder, name = path.rsplit("/", 1)
+    fs.makedirs(folder, exist_ok=True)
+    tmp = f"{folder}/{TMP_PREFIX}{name}.{uuid.uuid4().hex}.tmp"  # hidden from dataset readers
     with fs.open(tmp, "wb") as fh:
-        pq.write_table(table, fh, compression="zstd")
+        write(fh)
     fs.mv(tmp, path)
+
+
+def _write_parquet(layout: CatalogLayout, table: pa.Table, path: str) -> None:
+    _write_atomic(layout, path, lambda fh: pq.write_table(table, fh, compression="zstd"))
 
 
 def write_shard(
@@ -36,13 +44,13 @@ def write_shard(
     """Write one shard's catalog and quarantine parts, then its done marker; returns the counts."""
     if pixel != UNPLACED:
         schema = catalog_schema(instruments)
-        _write_atomic(
+        _write_parquet(
             layout,
             pa.Table.from_pandas(catalog[schema.names], schema=schema, preserve_index=False),
             layout.catalog_file(order, pixel),
         )
     q_schema = quarantine_schema()
-    _write_atomic(
+    _write_parquet(
         layout,
         pa.Table.from_pandas(quarantine[q_schema.names], schema=q_schema, preserve_index=False),
         layout.quarantine_file(order, pixel),
@@ -54,8 +62,9 @@ def write_shard(
         "quarantined": int(len(quarantine)),
         "job_hash": job_hash,
     }
-    with layout.fs.open(layout.done_marker(pixel), "w") as fh:
-        json.dump(marker, fh)
+    _write_atomic(
+        layout, layout.done_marker(pixel), lambda fh: fh.write(json.dumps(marker).encode())
+    )
     return marker
 
 
@@ -82,15 +91,17 @@ def is_complete(layout: CatalogLayout) -> bool:
 def finalize(
     layout: CatalogLayout, order: int, pixels: list[int], instruments: list[str], provenance: dict
 ) -> None:
-    """Write provenance, ``_common_metadata`` and, last, ``_metadata`` (row groups of all shards)."""
+    """Write provenance, ``_common_metadata`` and, last, ``_metadata`` (row groups of all shards).
+
+    Temporary files left by writers that were killed are removed first.
+    """
     fs = layout.fs
-    with fs.open(layout.provenance, "w") as fh:
-        json.dump(provenance, fh, indent=2, default=str)
-    schema = catalog_schema(instruments).with_metadata(
-        {"survey_mass.provenance": json.dumps(provenance, default=str)}
-    )
-    with fs.open(layout.common_metadata, "wb") as fh:
-        pq.write_metadata(schema, fh)
+    for stale in fs.glob(f"{layout.root}/**/{TMP_PREFIX}*.tmp"):
+        fs.rm(stale)
+    text = json.dumps(provenance, indent=2, default=str)
+    _write_atomic(layout, layout.provenance, lambda fh: fh.write(text.encode()))
+    schema = catalog_schema(instruments).with_metadata({"survey_mass.provenance": text})
+    _write_atomic(layout, layout.common_metadata, lambda fh: pq.write_metadata(schema, fh))
     collected = None
     for pixel in sorted(p for p in pixels if p != UNPLACED):
         path = layout.catalog_file(order, pixel)
@@ -101,10 +112,7 @@ def finalize(
             collected = meta
         else:
             collected.append_row_groups(meta)
-    tmp = f"{layout.metadata}.{uuid.uuid4().hex}.tmp"
-    with fs.open(tmp, "wb") as fh:
-        if collected is None:
-            pq.write_metadata(schema, fh)
-        else:
-            collected.write_metadata_file(fh)
-    fs.mv(tmp, layout.metadata)
+    if collected is None:
+        _write_atomic(layout, layout.metadata, lambda fh: pq.write_metadata(schema, fh))
+    else:
+        _write_atomic(layout, layout.metadata, collected.write_metadata_file)

@@ -74,6 +74,13 @@ def train_member(
     return model, best[2], spec.max_epochs, False
 
 
+def _save_weights_only(model, build_model, path: Path) -> None:
+    """Save an uncompiled twin: the zoo ships weights, not optimizer state (a third of the size)."""
+    twin = build_model()
+    twin.set_weights(model.get_weights())
+    twin.save(path)
+
+
 def train_fold_ensemble(
     spec: TrainSpec,
     images: np.ndarray,
@@ -107,7 +114,7 @@ def train_fold_ensemble(
                 log=tqdm.write if progress else (lambda s: None),
             )
             pred = model.predict(images[split[2]], batch_size=256, verbose=0)[:, 0]
-            model.save(path)
+            _save_weights_only(model, build_model, path)
             record = {
                 "fold": k,
                 "file": path.name,

@@ -1,0 +1,145 @@
+"""The whole path on a real Dask cluster: job spec -> shards -> cutouts -> ensemble -> Parquet."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+from distributed import Client, LocalCluster
+
+from survey_mass.config import parse_job_spec
+from survey_mass.footprint import footprint_pixels
+from survey_mass.pipeline import run_job
+from survey_mass.sources.mock import universe
+from survey_mass.targets import shard_order
+
+JOB = """
+name = "pipeline-test"
+instruments = ["xray"]
+batch_size = 16
+[targets]
+footprint = {{ kind = "cone", ra = 210.0, dec = -5.0, radius_deg = 1.3 }}
+shard_order = 5
+[source]
+mock = {{ seed = 7 }}
+[output]
+url = "{url}"
+"""
+
+
+@pytest.fixture(scope="module")
+def client():
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        with Client(cluster) as c:
+            yield c
+
+
+def read_catalog(root: Path) -> pd.DataFrame:
+    return ds.dataset(root / "catalog", format="parquet").to_table().to_pandas()
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, client):
+    root = tmp_path_factory.mktemp("demo") / "cat"
+    spec = parse_job_spec(JOB.format(url=root))
+    summary = run_job(spec, client=client, progress=False)
+    return spec, root, summary
+
+
+def truth_targets(spec) -> pd.DataFrame:
+    order = shard_order(spec)
+    frames = [
+        universe.clusters_in(spec.source.mock, spec.targets.footprint, order, p)
+        for p in footprint_pixels(spec.targets.footprint, order)
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_every_target_is_catalogued_or_quarantined_once(finished):
+    spec, root, summary = finished
+    truth = truth_targets(spec)
+    cat = read_catalog(root)
+    quarantine = ds.dataset(root / "quarantine", format="parquet").to_table().to_pandas()
+    assert len(truth) > 30
+    assert summary.rows == len(cat) and summary.quarantined == len(quarantine)
+    ids = pd.concat([cat["target_id"], quarantine["target_id"]])
+    assert ids.is_unique
+    assert set(ids) == set(truth["target_id"])
+
+
+def test_predicted_masses_follow_the_mock_truth(finished):
+    spec, root, _ = finished
+    cat = read_catalog(root).merge(truth_targets(spec)[["target_id", "log10_m500"]], on="target_id")
+    delta = cat["logm500"] - cat["log10_m500"]
+    assert np.corrcoef(cat["logm500"], cat["log10_m500"])[0, 1] > 0.8
+    assert abs(delta.mean()) < 0.05
+    assert delta.std() < 0.12
+    # the quoted 1-sigma errors are of the right size: between 50% and 90% of truths inside
+    inside = (delta.abs() < cat["logm500_sigma"]).mean()
+    assert 0.5 < inside < 0.9
+    assert (cat["logm500_p84"] > cat["logm500_p16"]).all()
+
+
+def test_catalog_reads_with_pyarrow_and_duckdb_with_units_and_provenance(finished):
+    _, root, summary = finished
+    schema = pq.read_schema(root / "_common_metadata")
+    assert schema.field("ra").metadata[b"unit"] == b"deg"
+    assert schema.field("logm500").metadata[b"unit"] == b"dex(Msun)"
+    provenance = json.loads(schema.metadata[b"survey_mass.provenance"])
+    assert provenance["job"]["name"] == "pipeline-test"
+    assert len(provenance["models"]["xray"]["members"]) >= 3
+    assert pq.read_metadata(root / "_metadata").num_rows == summary.rows
+    files = str(root / "catalog" / "**" / "*.parquet")
+    n, mean = duckdb.sql(f"SELECT count(*), avg(logm500) FROM read_parquet('{files}')").fetchall()[
+        0
+    ]
+    assert n == summary.rows and 13.5 < mean < 15.0
+    # files are HEALPix partitions: every row lies in its file's pixel
+    order = provenance["order"]
+    for part in (root / "catalog").rglob("Npix=*.parquet"):
+        pixel = int(part.stem.split("=")[1])
+        index = pq.read_table(part, columns=["_healpix_29"]).column(0).to_numpy()
+        assert (index >> 2 * (29 - order) == pixel).all()
+
+
+def test_rerunning_a_finished_job_does_nothing(finished, client):
+    spec, root, _ = finished
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+    summary = run_job(spec, client=client, progress=False)
+    assert summary.already_complete
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()} == before
+
+
+def test_an_interrupted_job_resumes_only_missing_shards_to_the_same_catalog(
+    finished, client, tmp_path
+):
+    spec, root, summary = finished
+    copy = tmp_path / "resumed"
+    shutil.copytree(root, copy)
+    # interrupted: two shards never finished (no marker, stale temp file), no metadata yet
+    (copy / "_metadata").unlink()
+    markers = sorted((copy / "_done").glob("Npix=*.json"))[:2]
+    for marker in markers:
+        pixel = int(marker.stem.split("=")[1])
+        marker.unlink()
+        part = next((copy / "catalog").rglob(f"Npix={pixel}.parquet"))
+        part.write_bytes(b"half a file")
+        (part.parent / f".Npix={pixel}.parquet.abc.tmp").write_bytes(b"junk")
+    spec2 = spec.model_copy(update={"output": spec.output.model_copy(update={"url": str(copy)})})
+    resumed = run_job(spec2, client=client, progress=False)
+    assert resumed.shards_run == 2
+    assert not list(copy.rglob("*.tmp"))
+    assert resumed.rows == summary.rows
+    key = ["target_id"]
+    a = read_catalog(root).sort_values(key).reset_index(drop=True)
+    b = read_catalog(copy).sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)
