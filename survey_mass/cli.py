@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "survey_mass.commands.fetch",
     "survey_mass.commands.query",
     "survey_mass.commands.report",
+    "survey_mass.commands.zoo",
 )
 
 

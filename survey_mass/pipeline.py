@@ -62,15 +62,28 @@ def _weigh(spec: JobSpec, targets: list[Target], instrument: str, path: str, xp)
                 failures[item.target.target_id] = item
             else:
                 cutouts.append(item)
-        prepared = PREPROCESSORS[instrument](cutouts, xp)
+        prepared = PREPROCESSORS[ensemble.preprocessing](cutouts, xp)
         for f in prepared.failures:
             failures[f.target.target_id] = f
         if prepared.cutouts:
+            z = np.array([c.target.z for c in prepared.cutouts])
             pred = ensemble.predict(
-                prepared.inputs, xp=xp, tta=spec.models.tta, batch_size=spec.batch_size
+                prepared.inputs, z=z, xp=xp, tta=spec.models.tta, batch_size=spec.batch_size
             )
             for i, c in enumerate(prepared.cutouts):
-                results[c.target.target_id] = (pred.log10_m500[i], pred.spread[i], pred.sigma[i])
+                if np.isnan(pred.log10_m500[i]):
+                    failures[c.target.target_id] = CutoutFailure(
+                        c.target,
+                        instrument,
+                        "redshift_outside_model",
+                        f"z = {c.target.z:.3f} is outside the redshift bins of {ensemble.name}",
+                    )
+                else:
+                    results[c.target.target_id] = (
+                        pred.log10_m500[i],
+                        pred.spread[i],
+                        pred.sigma[i],
+                    )
     return results, failures, ensemble.version
 
 

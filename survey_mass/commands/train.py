@@ -13,12 +13,12 @@ BUILDERS = {"xray": ("survey_mass.models.xray", "build_xray_cnn")}
 def run(args: argparse.Namespace) -> int:
     import importlib
 
-    from survey_mass.preprocess import PREPROCESSORS
+    from survey_mass.preprocess import TRAINING_PREPROCESSING
     from survey_mass.train.data import training_clusters, training_inputs
     from survey_mass.train.ensemble import train_fold_ensemble
 
     spec = load_train_spec(args.spec)
-    if spec.instrument not in BUILDERS or spec.instrument not in PREPROCESSORS:
+    if spec.instrument not in BUILDERS or spec.instrument not in TRAINING_PREPROCESSING:
         from survey_mass.errors import UserError
 
         raise UserError(f"training for instrument {spec.instrument!r} is not available yet")
@@ -26,8 +26,7 @@ def run(args: argparse.Namespace) -> int:
     build = getattr(importlib.import_module(module), name)
     truth = training_clusters(spec.universe, spec.n_clusters)
     images, truth = training_inputs(spec.universe, truth, spec.instrument)
-    preprocessing = importlib.import_module(f"survey_mass.preprocess.{spec.instrument}").VERSION
-    out = train_fold_ensemble(spec, images, truth, build, preprocessing)
+    out = train_fold_ensemble(spec, images, truth, build, TRAINING_PREPROCESSING[spec.instrument])
     manifest = json.loads((out / "manifest.json").read_text())
     held = manifest["held_out"]
     print(

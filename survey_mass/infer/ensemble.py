@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from survey_mass.constants import Z_BINS
 from survey_mass.errors import UserError
 from survey_mass.models.manifest import verify_manifest
 from survey_mass.preprocess.augment import tta_mean
@@ -51,7 +52,12 @@ class Prediction:
 
 
 class FoldEnsemble:
-    """The members of one zoo entry, loaded with Keras safe_mode after their hashes are checked."""
+    """The members of one zoo entry, loaded with Keras safe_mode after their hashes are checked.
+
+    Members are averaged, or, for an entry with ``combine = "by_z_bin"`` (the SZ paper's one model
+    per redshift bin), each target is weighed by the members of its bin (lo, hi]. A member may
+    standardise its input, (x - mu) / sigma, from the manifest's per-bin ``standardisation``.
+    """
 
     def __init__(self, path: str | os.PathLike):
         import keras
@@ -60,11 +66,19 @@ class FoldEnsemble:
         self.manifest = verify_manifest(self.path)
         self.name = self.manifest["ensemble"]
         self.instrument = self.manifest["instrument"]
+        self.preprocessing = self.manifest.get("preprocessing", "")
         self.scatter = float(self.manifest.get("scatter_dex", 0.0))
-        self.members = [
-            keras.models.load_model(self.path / m["file"], safe_mode=True, compile=False)
-            for m in self.manifest["members"]
-        ]
+        self.by_z_bin = self.manifest.get("combine", "mean") == "by_z_bin"
+        standardisation = self.manifest.get("standardisation")
+        self.members = []
+        for m in self.manifest["members"]:
+            model = keras.models.load_model(self.path / m["file"], safe_mode=True, compile=False)
+            z_bin = tuple(m["z_bin"]) if self.by_z_bin else None
+            mu, sigma = 0.0, 1.0
+            if standardisation and z_bin is not None:
+                i = [tuple(b) for b in Z_BINS].index(z_bin)
+                mu, sigma = standardisation["mu"][i], standardisation["sigma"][i]
+            self.members.append((model, z_bin, mu, sigma))
 
     @property
     def version(self) -> str:
@@ -78,19 +92,40 @@ class FoldEnsemble:
         ]
         return np.concatenate(out) if out else np.zeros(0)
 
-    def predict(self, inputs, xp=np, tta: bool = False, batch_size: int = 64) -> Prediction:
-        """Predict log10 M500 for a (N, H, W, C) batch on ``xp``."""
+    def _group_predict(self, members, inputs, xp, tta: bool, batch_size: int) -> np.ndarray:
         per_member = []
-        for model in self.members:
-            if tta:
-                per_member.append(
-                    tta_mean(lambda b, m=model: self._member_predict(m, b, batch_size), inputs, xp)
-                )
-            else:
-                per_member.append(self._member_predict(model, inputs, batch_size))
-        stack = np.stack(per_member).astype(np.float64)
-        spread = stack.std(axis=0, ddof=1) if len(stack) > 1 else np.zeros(stack.shape[1])
-        return Prediction(stack.mean(axis=0), spread, np.sqrt(spread**2 + self.scatter**2))
+        for model, _, mu, sigma in members:
+            x = inputs if (mu, sigma) == (0.0, 1.0) else ((inputs - mu) / sigma).astype(xp.float32)
+
+            def predict(b, model=model):
+                return self._member_predict(model, b, batch_size)
+
+            per_member.append(tta_mean(predict, x, xp) if tta else predict(x))
+        return np.stack(per_member).astype(np.float64)
+
+    def predict(self, inputs, z=None, xp=np, tta: bool = False, batch_size: int = 64) -> Prediction:
+        """log10 M500 for a (N, H, W, C) batch on ``xp``; NaN where no member covers a target's z."""
+        n = len(inputs)
+        mean, spread = np.full(n, np.nan), np.full(n, np.nan)
+        if self.by_z_bin:
+            if z is None:
+                raise ValueError(f"ensemble {self.name} has one model per redshift bin: pass z")
+            z = np.asarray(z, dtype=float)
+            groups = {}
+            for member in self.members:
+                groups.setdefault(member[1], []).append(member)
+            selections = [
+                (np.flatnonzero((z > lo) & (z <= hi)), g) for (lo, hi), g in groups.items()
+            ]
+        else:
+            selections = [(np.arange(n), self.members)]
+        for rows, members in selections:
+            if rows.size == 0:
+                continue
+            stack = self._group_predict(members, inputs[xp.asarray(rows)], xp, tta, batch_size)
+            mean[rows] = stack.mean(axis=0)
+            spread[rows] = stack.std(axis=0, ddof=1) if len(stack) > 1 else 0.0
+        return Prediction(mean, spread, np.sqrt(spread**2 + self.scatter**2))
 
 
 def _to_framework(batch):

@@ -1,6 +1,16 @@
-"""Preprocessing: cutouts -> model-grid batches on ``xp`` (CuPy or NumPy), one function per instrument."""
+"""Preprocessing: cutouts -> model-grid batches on ``xp`` (CuPy or NumPy).
 
-from survey_mass.preprocess.xray import preprocess_xray
+Each zoo manifest names the preprocessing its models were trained on; this table maps that name to
+the function, so a model never sees inputs prepared another way.
+"""
 
-#: instrument -> preprocess(cutouts, xp) -> Prepared
-PREPROCESSORS = {"xray": preprocess_xray}
+from survey_mass.preprocess import sz, xray
+
+#: manifest "preprocessing" -> preprocess(cutouts, xp) -> Prepared
+PREPROCESSORS = {
+    xray.VERSION: xray.preprocess_xray,
+    sz.VERSION: sz.preprocess_sz,
+    "deepplanck-standardise-v1": sz.preprocess_sz,  # raw y; the members standardise per z bin
+}
+#: the preprocessing used to train new ensembles of each instrument
+TRAINING_PREPROCESSING = {"xray": xray.VERSION, "sz": sz.VERSION}

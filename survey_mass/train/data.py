@@ -7,7 +7,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from survey_mass.footprint import ConeFootprint, footprint_pixels
-from survey_mass.preprocess import PREPROCESSORS
+from survey_mass.preprocess import PREPROCESSORS, TRAINING_PREPROCESSING
 from survey_mass.sources.base import Target
 from survey_mass.sources.mock.source import MockSource
 from survey_mass.sources.mock.universe import (
@@ -47,7 +47,7 @@ def training_inputs(
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """Model inputs for the truth table's clusters (those whose cutouts pass), and their rows."""
     source = MockSource(spec)
-    preprocess = PREPROCESSORS[instrument]
+    preprocess = PREPROCESSORS[TRAINING_PREPROCESSING[instrument]]
     inputs, kept = [], []
     bar = tqdm(
         total=len(truth),
