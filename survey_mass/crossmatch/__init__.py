@@ -1,0 +1,1 @@
+"""Crossmatch: external catalog readers, sky + redshift matching, partition-wise with margins."""
