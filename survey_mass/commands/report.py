@@ -1,0 +1,107 @@
+"""``survey-mass report``: validation reports of a mass catalog (or an external one) against references.
+
+    survey-mass report CATALOG --against redmapper,mcxc --out DIR [--radius ARCSEC] [--dz TOL]
+    survey-mass report --job jobs/real_catalogs_report.toml
+
+CATALOG is a mass catalog folder (written by ``survey-mass run``) or an external catalog name from
+catalogs/ (e.g. ``psz2``), so real catalogs can be compared with each other.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from astropy import units as u
+
+from survey_mass.errors import UserError
+
+
+def _paths(pairs: list[str]) -> dict[str, str]:
+    paths = {}
+    for pair in pairs:
+        name, sep, path = pair.partition("=")
+        if not sep or not name or not path:
+            raise UserError(
+                f"--local takes NAME=PATH (e.g. --local psz2=data/psz2.csv.gz); got {pair!r}"
+            )
+        paths[name] = path
+    return paths
+
+
+def report(args: argparse.Namespace) -> int:
+    from survey_mass.validate.job import load_report_job, load_table, run_report_job
+    from survey_mass.validate.report import build_report
+
+    paths = _paths(args.local)
+    if args.job:
+        if args.catalog or args.against:
+            raise UserError("give either --job FILE or CATALOG --against NAMES, not both")
+        job = load_report_job(args.job)
+        updates = {"paths": {**job.paths, **paths}, "network": job.network or args.network}
+        if args.out:
+            updates["out"] = args.out
+        job = job.model_copy(update=updates)
+        results = run_report_job(job)
+        for result in results:
+            print(result.html_path)
+        print(f"{job.out}/index.html")
+        return 0
+    if not args.catalog or not args.against or not args.out:
+        raise UserError("give CATALOG --against NAME[,NAME] --out DIR (or --job FILE)")
+    names = [n.strip() for n in args.against.split(",") if n.strip()]
+    result = build_report(
+        load_table(args.catalog, paths, args.network),
+        {name: load_table(name, paths, args.network) for name in names},
+        args.out,
+        match_radius=args.radius * u.arcsec,
+        dz=args.dz,
+        r500_fraction=args.r500_fraction,
+        title=args.title or f"{args.catalog} against {', '.join(names)}",
+        prediction_name=args.catalog,
+    )
+    for name, block in result.numbers["references"].items():
+        joint = block["estimates"].get("logm500")
+        line = f"{name}: {block['n_matched']} matched"
+        if joint:
+            line += f", bias {joint['bias_dex']:+.3f} dex, Gaussian sigma {joint['gauss_sigma_dex']:.3f} dex"
+        print(line)
+    print(result.html_path)
+    print(result.json_path)
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "report",
+        help="HTML + JSON validation report of a catalog against reference catalogs",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "catalog", nargs="?", help="mass catalog folder/URL, or a catalog name (psz2, ...)"
+    )
+    p.add_argument("--against", help="reference catalog names, comma-separated (see catalogs/)")
+    p.add_argument("--out", help="output folder (with --job: overrides the job's out)")
+    p.add_argument("--radius", type=float, default=60.0, help="match radius [arcsec] (default 60)")
+    p.add_argument(
+        "--dz", type=float, help="max |z_ref - z| for a match (default: no redshift test)"
+    )
+    p.add_argument(
+        "--r500-fraction", type=float, help="match radius as a fraction of R500 (needs mass, z)"
+    )
+    p.add_argument("--title", help="report title")
+    p.add_argument(
+        "--job",
+        help="report job TOML with several comparisons (e.g. jobs/real_catalogs_report.toml)",
+    )
+    p.add_argument(
+        "--local",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="local file for a catalog (repeatable)",
+    )
+    p.add_argument(
+        "--network", action="store_true", help="allow fetching catalogs without a local copy"
+    )
+    p.set_defaults(func=report)

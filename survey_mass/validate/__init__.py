@@ -1,0 +1,1 @@
+"""Validation: metrics per redshift bin, report plots, and the HTML + JSON report."""

@@ -1,0 +1,149 @@
+"""Report jobs: several (catalog against references) reports from one TOML file, plus an index.
+
+A report's "catalog" is either our mass catalog (a folder written by ``survey-mass run``) or an
+external catalog by name (``catalogs/NAME.toml``), so the same machinery validates real catalogs
+against each other (see jobs/real_catalogs_report.toml).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import fsspec
+import pandas as pd
+import tomllib
+from astropy import units as u
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from survey_mass.config import format_validation_error
+from survey_mass.crossmatch.external import read_catalog
+from survey_mass.crossmatch.partitions import read_mass_catalog
+from survey_mass.errors import JobSpecError
+from survey_mass.validate.report import ReportResult, build_report, jsonable
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Comparison(_Strict):
+    catalog: str = Field(description="mass catalog folder/URL or external catalog name")
+    against: list[str] = Field(min_length=1, description="reference catalog names")
+    radius_arcsec: float = Field(60.0, gt=0, description="match radius [arcsec]")
+    dz: float | None = Field(None, ge=0, description="max |z_ref - z| (both need z)")
+    r500_fraction: float | None = Field(None, gt=0, description="radius as a fraction of R500")
+    title: str | None = None
+
+
+class ReportJob(_Strict):
+    title: str = "survey-mass validation reports"
+    out: str = Field(description="output folder: one sub-folder per comparison, index.html on top")
+    network: bool = Field(False, description="allow fetching catalogs without a local copy")
+    paths: dict[str, str] = Field(default_factory=dict, description="catalog name -> local file")
+    comparison: list[Comparison] = Field(min_length=1)
+
+
+def load_report_job(path: str | Path) -> ReportJob:
+    """Read a report job TOML; errors name the key and the fix."""
+    path = Path(path)
+    if not path.is_file():
+        raise JobSpecError(f"{path}: no such report job file; see jobs/real_catalogs_report.toml")
+    try:
+        return ReportJob.model_validate(tomllib.loads(path.read_text()))
+    except tomllib.TOMLDecodeError as err:
+        raise JobSpecError(f"{path}: not valid TOML ({err})") from err
+    except ValidationError as err:
+        raise JobSpecError(format_validation_error(err, str(path))) from err
+
+
+def is_mass_catalog(source: str) -> bool:
+    """True for a folder (or URL) holding ``catalog/Norder=*`` partitions."""
+    fs, root = fsspec.core.url_to_fs(source)
+    return fs.isdir(f"{root.rstrip('/')}/catalog")
+
+
+def load_table(
+    source: str, paths: Mapping[str, str] | None = None, network: bool = False
+) -> pd.DataFrame:
+    """Our mass catalog at ``source``, or the external catalog named ``source``."""
+    if "://" in source or Path(source).is_dir():
+        if not is_mass_catalog(source):
+            raise JobSpecError(
+                f"{source} is a folder but not a mass catalog (no {source}/catalog/)"
+            )
+        frame = read_mass_catalog(source).rename(columns={"target_id": "id"})
+        frame.attrs.update(title=f"survey-mass catalog {source}")
+        return frame
+    return read_catalog(source, paths=paths, network=network)
+
+
+def run_report_job(job: ReportJob) -> list[ReportResult]:
+    """Every comparison's report under ``job.out``, and ``index.html`` + ``summary.json`` there."""
+    out = Path(job.out)
+    cache: dict[str, pd.DataFrame] = {}
+
+    def table(name: str) -> pd.DataFrame:
+        if name not in cache:
+            cache[name] = load_table(name, job.paths, job.network)
+        return cache[name]
+
+    results, summary = [], []
+    for comp in job.comparison:
+        folder = f"{Path(comp.catalog).name}_vs_{'_'.join(comp.against)}"
+        result = build_report(
+            table(comp.catalog),
+            {name: table(name) for name in comp.against},
+            out / folder,
+            match_radius=comp.radius_arcsec * u.arcsec,
+            dz=comp.dz,
+            r500_fraction=comp.r500_fraction,
+            title=comp.title or f"{comp.catalog} against {', '.join(comp.against)}",
+            prediction_name=comp.catalog,
+        )
+        results.append(result)
+        for ref, block in result.numbers["references"].items():
+            joint = block["estimates"].get("logm500", {})
+            bins = {row["label"]: row for row in joint.get("fractional_by_bin", [])}
+            summary.append(
+                {
+                    "report": f"{folder}/report.html",
+                    "catalog": comp.catalog,
+                    "reference": ref,
+                    "n_matched": block["n_matched"],
+                    "n_with_masses": joint.get("n", 0),
+                    "bias_dex": joint.get("bias_dex"),
+                    "gauss_sigma_dex": joint.get("gauss_sigma_dex"),
+                    "frac_mean_all": bins.get("all", {}).get("mean"),
+                    "frac_std_all": bins.get("all", {}).get("std"),
+                }
+            )
+    (out / "summary.json").write_text(
+        json.dumps(jsonable({"title": job.title, "comparisons": summary}), indent=2)
+    )
+    (out / "index.html").write_text(_index(job.title, summary))
+    return results
+
+
+def _index(title: str, rows: list[dict]) -> str:
+    e = html.escape
+
+    def fmt(value):
+        return "&ndash;" if value is None or value != value else f"{value:.3f}"
+
+    body = "".join(
+        f'<tr><td><a href="{e(r["report"])}">{e(r["catalog"])}</a></td><td>{e(r["reference"])}</td>'
+        f"<td>{r['n_matched']}</td><td>{r['n_with_masses']}</td><td>{fmt(r['bias_dex'])}</td>"
+        f"<td>{fmt(r['gauss_sigma_dex'])}</td><td>{fmt(r['frac_mean_all'])} &plusmn; {fmt(r['frac_std_all'])}</td></tr>"
+        for r in rows
+    )
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
+        "<style>body{font-family:system-ui,sans-serif;margin:2em}td,th{border:1px solid #ccc;padding:.3em .6em}"
+        f"table{{border-collapse:collapse}}</style></head><body><h1>{e(title)}</h1>"
+        "<table><tr><th>catalog</th><th>reference</th><th>matched</th><th>with masses</th><th>bias [dex]</th>"
+        "<th>Gaussian &sigma; [dex]</th><th>(M - M_ref)/M, all z</th></tr>"
+        f"{body}</table><p>bias = mean of log10 M_catalog &minus; log10 M_reference.</p></body></html>"
+    )

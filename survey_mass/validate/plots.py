@@ -1,0 +1,126 @@
+"""Report figures (matplotlib, Agg: no display needed), each returned as PNG bytes.
+
+Every helper takes plain arrays, so the report, notebooks and the interpretation code (saliency
+maps computed elsewhere) draw the same figures.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from survey_mass.validate.metrics import BinRow, GaussianFit  # noqa: E402
+
+DPI = 100
+
+
+def to_png(fig) -> bytes:
+    """The figure as PNG bytes; the figure is closed (no pyplot state leaks between reports)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def pred_vs_ref(
+    log_ref,
+    log_pred,
+    *,
+    sigma_pred=None,
+    xlabel="reference log10 M500 [Msun]",
+    ylabel="predicted log10 M500 [Msun]",
+    title="",
+) -> bytes:
+    """Predicted against reference mass with the 1:1 line."""
+    log_ref = np.asarray(log_ref, float)
+    log_pred = np.asarray(log_pred, float)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    if sigma_pred is not None and np.isfinite(sigma_pred).any():
+        ax.errorbar(log_ref, log_pred, yerr=sigma_pred, fmt="none", ecolor="0.75", lw=0.6, zorder=1)
+    ax.scatter(log_ref, log_pred, s=8, alpha=0.7, zorder=2)
+    finite = np.concatenate([log_ref[np.isfinite(log_ref)], log_pred[np.isfinite(log_pred)]])
+    lo, hi = (finite.min() - 0.1, finite.max() + 0.1) if finite.size else (13.5, 15.5)
+    ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="1:1")
+    ax.set(xlim=(lo, hi), ylim=(lo, hi), xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.set_aspect("equal")
+    ax.legend(loc="upper left")
+    return to_png(fig)
+
+
+def residual_histogram(
+    delta, fit: GaussianFit, *, title="", xlabel="log10 M_pred - log10 M_ref [dex]"
+) -> bytes:
+    """The residual PDF with its Gaussian fit."""
+    delta = np.asarray(delta, float)
+    delta = delta[np.isfinite(delta)]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if delta.size:
+        bins = int(np.clip(np.sqrt(delta.size), 10, 60))
+        ax.hist(delta, bins=bins, density=True, alpha=0.6, label=f"N = {delta.size}")
+        if np.isfinite(fit.sigma) and fit.sigma > 0:
+            x = np.linspace(delta.min(), delta.max(), 300)
+            pdf = np.exp(-0.5 * ((x - fit.mu) / fit.sigma) ** 2) / (fit.sigma * np.sqrt(2 * np.pi))
+            ax.plot(x, pdf, "k-", label=f"Gaussian: mu = {fit.mu:+.3f}, sigma = {fit.sigma:.3f}")
+    ax.axvline(0.0, color="0.5", lw=0.8)
+    ax.set(xlabel=xlabel, ylabel="probability density", title=title)
+    ax.legend(loc="upper right", fontsize="small")
+    return to_png(fig)
+
+
+def bin_bars(rows: Sequence[BinRow], *, title="", ylabel="(M_pred - M_ref) / M_pred") -> bytes:
+    """Mean +- std of the fractional difference per redshift bin (and all, high mass)."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    x = np.arange(len(rows))
+    means = [r.mean for r in rows]
+    stds = [r.std if np.isfinite(r.std) else 0.0 for r in rows]
+    ax.bar(x, np.nan_to_num(means), yerr=stds, capsize=4, alpha=0.7)
+    ax.axhline(0.0, color="k", lw=0.8)
+    labels = [r.label.replace(" < z <= ", "-").replace("log M > ", "logM>") for r in rows]
+    ax.set_xticks(
+        x, [f"{label}\n(N={r.n})" for label, r in zip(labels, rows, strict=True)], fontsize="small"
+    )
+    ax.set(ylabel=ylabel, title=title)
+    return to_png(fig)
+
+
+def radial_profile(
+    edges_r500, profiles: Mapping[str, np.ndarray], *, title="", ylabel="dN / N"
+) -> bytes:
+    """Radial profiles (e.g. dN/N of an interpretation map) against r / R500."""
+    edges = np.asarray(edges_r500, float)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, profile in profiles.items():
+        ax.plot(centres, profile, marker="o", ms=3, label=label)
+    ax.axhline(0.0, color="0.5", lw=0.8)
+    ax.set(xlabel="r / R500", ylabel=ylabel, title=title)
+    if profiles:
+        ax.legend(fontsize="small")
+    return to_png(fig)
+
+
+def image_panels(
+    images: Sequence[np.ndarray], titles: Sequence[str], *, cmaps: Sequence[str] | None = None
+) -> bytes:
+    """Images side by side (e.g. a cutout and its saliency map), each with its colour bar."""
+    if len(images) != len(titles):
+        raise ValueError(f"{len(images)} images but {len(titles)} titles")
+    cmaps = list(cmaps) if cmaps is not None else ["viridis"] * len(images)
+    fig, axes = plt.subplots(1, len(images), figsize=(3.6 * len(images), 3.4), squeeze=False)
+    for ax, image, title, cmap in zip(axes[0], images, titles, cmaps, strict=True):
+        image = np.asarray(image, float)
+        if image.ndim == 3:  # bands last: show their sum
+            image = image.sum(axis=-1)
+        shown = ax.imshow(image, origin="lower", cmap=cmap)
+        fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
+        ax.set_title(title, fontsize="small")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return to_png(fig)
