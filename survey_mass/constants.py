@@ -59,3 +59,29 @@ MODEL_INPUT_SHAPE: dict[str, tuple[int, int, int]] = {
 # --- Catalog layout -----------------------------------------------------------------------------
 #: Spatial index column: HEALPix nested index at order 29 (as in HATS/LSDB).
 SPATIAL_INDEX_ORDER = 29
+
+# --- Mock survey: noise, depths and external-catalog selections (survey_mass.sources.mock) -------
+#: Red (residual-foreground) part of the y-map noise on top of the beamed SZ_WHITE_NOISE:
+#: C_l = C_white B_l^2 (1 + (l_knee / l)^index); with the unbeamed SZ_PIXEL_NOISE this gives the
+#: ~1.6e-6 rms of the real MILCA cutout in shared/data/deepplanck away from its cluster.
+SZ_NOISE_ELL_KNEE = 500.0
+SZ_NOISE_RED_INDEX = 2.0
+SZ_PIXEL_NOISE = 4.0e-7  # y per pixel, white at the pixel scale (map-making residual)
+#: SDSS DR8 95%-completeness point-source depths (AB mag; 5 sigma, 1.4" seeing), per band.
+SDSS_DEPTH_5SIGMA: dict[str, float] = {"u": 22.0, "g": 22.2, "r": 22.2, "i": 21.3, "z": 20.5}
+#: Top-hat approximations of the SDSS filter curves [Angstrom], for synthetic photometry.
+SDSS_BAND_EDGES: dict[str, tuple[float, float]] = {
+    "u": (3050.0, 4000.0), "g": (4000.0, 5450.0), "r": (5450.0, 6950.0),
+    "i": (6950.0, 8400.0), "z": (8400.0, 10400.0),
+}
+#: Planck hydrostatic mass bias (1 - b): MSZ = (1 - b) M500 on average (Planck 2015 XXIV).
+PLANCK_HYDROSTATIC_BIAS = 0.8
+PSZ2_SNR_MIN = 4.5  # PSZ2 union catalog detection threshold
+#: Y5R500 noise of the Planck matched filter, sigma_Y = compact sqrt(1 + (theta500 / scale)^2): flat
+#: for unresolved clusters, growing once resolved; normalised so that the mock PSZ2 holds ~0.05
+#: clusters/deg^2 (real PSZ2: 1,653 over 83% of the sky) with median errors ~5e-4 arcmin^2.
+PSZ2_SIGMA_Y_COMPACT = 4.0e-4 * u.arcmin**2
+PSZ2_SIGMA_Y_SCALE = 10.0 * u.arcmin
+#: SDSS DR8 redMaPPer v5.10 selection (Rykoff et al. 2014): lambda >= 20, 0.08 <= z_lambda <= 0.6.
+REDMAPPER_LAMBDA_MIN = 20.0
+REDMAPPER_Z_RANGE = (0.08, 0.6)

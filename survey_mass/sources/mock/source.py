@@ -9,10 +9,16 @@ from astropy.io import fits
 
 from survey_mass.sources.base import Cutout, CutoutFailure, Target
 from survey_mass.sources.mock import universe
+from survey_mass.sources.mock.optical import optical_hdul
+from survey_mass.sources.mock.sz import sz_hdul
 from survey_mass.sources.mock.xray import xray_hdul
 
 #: instrument -> renderer(hidden cluster state, seed) -> FITS
-RENDERERS: dict[str, Callable[[pd.Series, int], fits.HDUList]] = {"xray": xray_hdul}
+RENDERERS: dict[str, Callable[[pd.Series, int], fits.HDUList]] = {
+    "xray": xray_hdul,
+    "sz": sz_hdul,
+    "optical": optical_hdul,
+}
 
 
 class MockSource:
