@@ -14,8 +14,13 @@ from survey_mass.catalog.writer import finalize, write_shard
 from survey_mass.footprint import healpix
 
 
-def write_mass_catalog(root: Path, rows: pd.DataFrame, order: int, instruments=("sz",)) -> str:
-    """A finished catalog at ``root`` holding ``rows`` (target_id, ra, dec, z, logm500[, _sigma])."""
+def write_mass_catalog(
+    root: Path, rows: pd.DataFrame, order: int, instruments=("sz",), job: dict | None = None
+) -> str:
+    """A finished catalog at ``root`` holding ``rows`` (target_id, ra, dec, z, logm500[, _sigma]).
+
+    ``job`` is recorded in provenance.json as the run's job spec (e.g. a mock source and footprint).
+    """
     instruments = list(instruments)
     layout = CatalogLayout(str(root))
     n = len(rows)
@@ -52,5 +57,11 @@ def write_mass_catalog(root: Path, rows: pd.DataFrame, order: int, instruments=(
         write_shard(
             layout, order, int(pixel), full[pixels == pixel], quarantine, instruments, "test"
         )
-    finalize(layout, order, [int(p) for p in np.unique(pixels)], instruments, {"order": order})
+    finalize(
+        layout,
+        order,
+        [int(p) for p in np.unique(pixels)],
+        instruments,
+        {"order": order, "job": job or {}},
+    )
     return str(root)

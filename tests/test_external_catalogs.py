@@ -247,7 +247,7 @@ def test_mock_reader_calls_the_simulator_function(tmp_path, monkeypatch):
         import pandas as pd
         def mock_redmapper(seed=0, n=3):
             return pd.DataFrame({"name": [f"RM{i}" for i in range(n)], "RA": [1.0] * n, "dec": [2.0] * n,
-                                 "redshift": [0.2] * n, "lambda": [40.0] * n})
+                                 "redshift": [0.2] * n, "lambda": [40.0] * n, "target_id": ["M1"] * n})
     """)
     )
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -279,3 +279,22 @@ def test_name_key_ignores_case_and_spaces():
 def test_catalog_dirs_skip_missing_folders(monkeypatch, tmp_path):
     monkeypatch.setenv("SURVEY_MASS_CATALOGS", str(tmp_path / "absent"))
     assert tmp_path / "absent" not in external.catalog_dirs()
+
+
+def test_mock_catalogs_from_the_simulator_share_the_real_readers():
+    pytest.importorskip(
+        "survey_mass.sources.mock.external", reason="the simulator's mock catalogs are not built"
+    )
+    kwargs = {
+        "spec": {"seed": 42},
+        "footprint": {"kind": "cone", "ra": 150.0, "dec": 2.0, "radius_deg": 2.0},
+    }
+    truth = read_catalog("mock_truth", mock_kwargs=kwargs)
+    redmapper = read_catalog("mock_redmapper", mock_kwargs=kwargs)
+    assert len(truth) > len(redmapper) > 10  # redMaPPer keeps lambda >= 20 only
+    assert redmapper["target_id"].isin(truth["id"]).all()
+    matched = truth.set_index("id").loc[redmapper["target_id"], "logm500"].to_numpy()
+    residual = redmapper["logm500"].to_numpy() - matched
+    assert abs(np.median(residual)) < 0.15 and 0.05 < residual.std() < 0.35  # richness-mass scatter
+    with pytest.raises(CatalogError, match="cannot take"):
+        read_catalog("mock_truth", mock_kwargs={"spec": {"seed": 42}})  # no footprint

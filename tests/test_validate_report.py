@@ -305,3 +305,27 @@ def test_report_opens_in_headless_chromium_and_every_plot_decodes(tmp_path):
     widths = [int(w) for w in found.group(1).split(",")]
     assert len(widths) == 5 and all(w > 100 for w in widths), widths
     assert re.search(r'data-errors=""', run.stdout), "JavaScript errors while loading the report"
+
+
+def test_report_on_a_mock_run_draws_the_truth_for_the_runs_footprint(tmp_path):
+    pytest.importorskip(
+        "survey_mass.sources.mock.external", reason="the simulator's mock catalogs are not built"
+    )
+    from survey_mass.crossmatch.external import read_catalog
+
+    footprint = {"kind": "cone", "ra": 150.0, "dec": 2.0, "radius_deg": 2.0}
+    truth = read_catalog("mock_truth", mock_kwargs={"spec": {"seed": 42}, "footprint": footprint})
+    rng = np.random.default_rng(2)
+    run = truth.rename(columns={"id": "target_id"}).assign(
+        logm500=truth["logm500"] + rng.normal(-0.03, 0.06, len(truth)), logm500_sigma=0.06
+    )
+    job = {"source": {"kind": "mock", "mock": {"seed": 42}}, "targets": {"footprint": footprint}}
+    catalog = write_mass_catalog(tmp_path / "mockrun", run, order=5, job=job)
+    out = tmp_path / "report"
+    assert (
+        main(["report", catalog, "--against", "mock_truth", "--out", str(out), "--radius", "1"])
+        == 0
+    )
+    truth_block = json.loads((out / "report.json").read_text())["references"]["mock_truth"]
+    assert truth_block["n_matched"] == len(truth) > 50
+    assert truth_block["estimates"]["logm500"]["bias_dex"] == pytest.approx(-0.03, abs=0.02)

@@ -4,7 +4,9 @@
     survey-mass report --job jobs/real_catalogs_report.toml
 
 CATALOG is a mass catalog folder (written by ``survey-mass run``) or an external catalog name from
-catalogs/ (e.g. ``psz2``), so real catalogs can be compared with each other.
+catalogs/ (e.g. ``psz2``), so real catalogs can be compared with each other. For a mock run, the
+mock_* references (mock_truth, mock_redmapper, mock_wl, mock_psz) are drawn for the run's own
+universe and footprint.
 """
 
 from __future__ import annotations
@@ -29,7 +31,12 @@ def _paths(pairs: list[str]) -> dict[str, str]:
 
 
 def report(args: argparse.Namespace) -> int:
-    from survey_mass.validate.job import load_report_job, load_table, run_report_job
+    from survey_mass.validate.job import (
+        load_report_job,
+        load_table,
+        mock_run_kwargs,
+        run_report_job,
+    )
     from survey_mass.validate.report import build_report
 
     paths = _paths(args.local)
@@ -51,7 +58,10 @@ def report(args: argparse.Namespace) -> int:
     names = [n.strip() for n in args.against.split(",") if n.strip()]
     result = build_report(
         load_table(args.catalog, paths, args.network),
-        {name: load_table(name, paths, args.network) for name in names},
+        {
+            name: load_table(name, paths, args.network, mock_run_kwargs(args.catalog))
+            for name in names
+        },
         args.out,
         match_radius=args.radius * u.arcsec,
         dz=args.dz,

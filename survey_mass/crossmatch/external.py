@@ -25,7 +25,7 @@ import pandas as pd
 import tomllib
 from astropy import units as u
 from astropy.table import QTable, Table
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, validate_call
 
 from survey_mass.crossmatch.relations import logm500_from_r500_deg, logm500_from_richness
 from survey_mass.errors import UserError
@@ -317,7 +317,13 @@ def _call_mock(access: MockAccess, kwargs: dict, name: str) -> pd.DataFrame:
         raise CatalogError(
             f"mock catalog {name!r}: {module_name} has no function {func_name!r}"
         ) from err
-    frame = func(**kwargs)
+    try:  # arguments arrive as TOML/JSON dicts: validated and converted to the function's types
+        frame = validate_call(func)(**kwargs)
+    except ValidationError as err:
+        raise CatalogError(
+            f"mock catalog {name!r}: {access.callable} cannot take {sorted(kwargs)}: {err}; pass its "
+            "arguments as mock kwargs (the report takes spec and footprint from a mock run's provenance)"
+        ) from err
     if not isinstance(frame, pd.DataFrame):
         raise CatalogError(
             f"mock catalog {name!r}: {access.callable} returned {type(frame).__name__}, not a DataFrame"

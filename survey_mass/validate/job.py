@@ -65,11 +65,39 @@ def is_mass_catalog(source: str) -> bool:
     return fs.isdir(f"{root.rstrip('/')}/catalog")
 
 
+def is_catalog_folder(source: str) -> bool:
+    return "://" in source or Path(source).is_dir()
+
+
+def mock_run_kwargs(source: str) -> dict:
+    """``spec`` and ``footprint`` of a mock run (from its provenance.json), for mock_* references.
+
+    Empty for external catalogs and real-data runs: then mock references cannot be drawn.
+    """
+    if not is_catalog_folder(source):
+        return {}
+    fs, root = fsspec.core.url_to_fs(source)
+    path = f"{root.rstrip('/')}/provenance.json"
+    if not fs.exists(path):
+        return {}
+    job = json.loads(fs.cat_file(path)).get("job", {})
+    footprint = job.get("targets", {}).get("footprint")
+    if job.get("source", {}).get("kind") != "mock" or footprint is None:
+        return {}
+    return {"spec": job["source"].get("mock", {}), "footprint": footprint}
+
+
 def load_table(
-    source: str, paths: Mapping[str, str] | None = None, network: bool = False
+    source: str,
+    paths: Mapping[str, str] | None = None,
+    network: bool = False,
+    mock_kwargs: dict | None = None,
 ) -> pd.DataFrame:
-    """Our mass catalog at ``source``, or the external catalog named ``source``."""
-    if "://" in source or Path(source).is_dir():
+    """Our mass catalog at ``source``, or the external catalog named ``source``.
+
+    ``mock_kwargs`` (see :func:`mock_run_kwargs`) are passed to the simulator for mock_* catalogs.
+    """
+    if is_catalog_folder(source):
         if not is_mass_catalog(source):
             raise JobSpecError(
                 f"{source} is a folder but not a mass catalog (no {source}/catalog/)"
@@ -77,7 +105,7 @@ def load_table(
         frame = read_mass_catalog(source).rename(columns={"target_id": "id"})
         frame.attrs.update(title=f"survey-mass catalog {source}")
         return frame
-    return read_catalog(source, paths=paths, network=network)
+    return read_catalog(source, paths=paths, network=network, mock_kwargs=mock_kwargs)
 
 
 def run_report_job(job: ReportJob) -> list[ReportResult]:
@@ -85,17 +113,18 @@ def run_report_job(job: ReportJob) -> list[ReportResult]:
     out = Path(job.out)
     cache: dict[str, pd.DataFrame] = {}
 
-    def table(name: str) -> pd.DataFrame:
-        if name not in cache:
-            cache[name] = load_table(name, job.paths, job.network)
-        return cache[name]
+    def table(name: str, mock_kwargs: dict | None = None) -> pd.DataFrame:
+        key = json.dumps([name, mock_kwargs], sort_keys=True)
+        if key not in cache:
+            cache[key] = load_table(name, job.paths, job.network, mock_kwargs)
+        return cache[key]
 
     results, summary = [], []
     for comp in job.comparison:
         folder = f"{Path(comp.catalog).name}_vs_{'_'.join(comp.against)}"
         result = build_report(
             table(comp.catalog),
-            {name: table(name) for name in comp.against},
+            {name: table(name, mock_run_kwargs(comp.catalog)) for name in comp.against},
             out / folder,
             match_radius=comp.radius_arcsec * u.arcsec,
             dz=comp.dz,
