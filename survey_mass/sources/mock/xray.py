@@ -2,9 +2,9 @@
 
 The image covers ``constants.XRAY_APERTURE`` (a fixed physical width) in ``constants.XRAY_GRID``
 pixels at the cluster's redshift, so its angular pixel scale varies with z and is recorded in the
-WCS. Components: an elliptical beta model normalised to the core-excised L_X inside R500, a compact
-cool-core component, an offset merging sub-clump, a central AGN in some cool cores, field point
-sources, and flat particle + sky background; then Poisson noise. No K-correction is applied.
+WCS. Components: an elliptical beta model normalised to the core-excised L_X in 0.15-1 R500, a
+compact cool-core component, an offset merging sub-clump, a central AGN in some cool cores, field
+point sources, and flat particle + sky background; then Poisson noise. No K-correction is applied.
 """
 
 from __future__ import annotations
@@ -69,8 +69,10 @@ def expected_counts(c: pd.Series, npix: int = XRAY_GRID) -> tuple[np.ndarray, fl
     r500 = c.r500_mpc
     rc = c.core_radius_r500 * r500
     main = _beta_map(x, y, rc, c.beta, c.ellipticity, c.position_angle)
-    # normalise so the core-excised luminosity is the part inside R500 of the main component
-    lum = c.lx_excised / _beta_cylinder_fraction(r500, rc, c.beta) * main
+    # normalise so the core-excised luminosity is the main component's part in 0.15-1 R500 (the
+    # core-excised annulus of Pratt et al. 2009): the core radius and beta then shape the core only
+    annulus = _beta_cylinder_fraction(r500, rc, c.beta) - _beta_cylinder_fraction(0.15 * r500, rc, c.beta)
+    lum = c.lx_excised / annulus * main
     if c.cool_core:
         lum = lum + c.core_fraction * c.lx_excised * _beta_map(x, y, 0.025 * r500, 0.7)
     if c.merger:
