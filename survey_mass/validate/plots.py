@@ -107,18 +107,30 @@ def radial_profile(
 
 
 def image_panels(
-    images: Sequence[np.ndarray], titles: Sequence[str], *, cmaps: Sequence[str] | None = None
+    images: Sequence[np.ndarray],
+    titles: Sequence[str],
+    *,
+    cmaps: Sequence[str] | None = None,
+    centred: Sequence[bool] | None = None,
 ) -> bytes:
-    """Images side by side (e.g. a cutout and its saliency map), each with its colour bar."""
+    """Images side by side (e.g. a cutout and its saliency map), each with its colour bar.
+
+    ``centred`` images get a colour scale symmetric about zero (signed maps such as gradients).
+    """
     if len(images) != len(titles):
         raise ValueError(f"{len(images)} images but {len(titles)} titles")
     cmaps = list(cmaps) if cmaps is not None else ["viridis"] * len(images)
+    centred = list(centred) if centred is not None else [False] * len(images)
     fig, axes = plt.subplots(1, len(images), figsize=(3.6 * len(images), 3.4), squeeze=False)
-    for ax, image, title, cmap in zip(axes[0], images, titles, cmaps, strict=True):
+    for ax, image, title, cmap, symmetric in zip(
+        axes[0], images, titles, cmaps, centred, strict=True
+    ):
         image = np.asarray(image, float)
         if image.ndim == 3:  # bands last: show their sum
             image = image.sum(axis=-1)
-        shown = ax.imshow(image, origin="lower", cmap=cmap)
+        limit = (float(np.nanmax(np.abs(image))) or 1.0) if symmetric else None
+        vmin = -limit if limit is not None else None
+        shown = ax.imshow(image, origin="lower", cmap=cmap, vmin=vmin, vmax=limit)
         fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
         ax.set_title(title, fontsize="small")
         ax.set_xticks([])

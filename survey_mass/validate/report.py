@@ -220,6 +220,7 @@ def _interpretation(maps: Sequence[InterpretationMap], record: list) -> str:
             [item.image, item.change],
             [f"{item.target_id}: input", item.method],
             cmaps=["magma", "RdBu_r"],
+            centred=[False, True],
         )
         parts.append(_img(png, f"{item.target_id}: model input and {item.method}"))
     png = plots.radial_profile(
