@@ -15,6 +15,7 @@ from survey_mass.constants import INSTRUMENTS
 from survey_mass.errors import JobSpecError
 from survey_mass.footprint import Footprint
 from survey_mass.sources.mock.universe import UniverseSpec
+from survey_mass.sources.real import RealSourceConfig
 
 
 class _Strict(BaseModel):
@@ -52,7 +53,7 @@ class TargetsSpec(_Strict):
 class SourceSpec(_Strict):
     kind: Literal["mock", "real"] = "mock"
     mock: UniverseSpec = Field(default_factory=UniverseSpec)
-    real: dict = Field(default_factory=dict, description="settings of the real archive fetchers")
+    real: RealSourceConfig = Field(default_factory=RealSourceConfig)
 
 
 class ModelsSpec(_Strict):

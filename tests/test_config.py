@@ -23,10 +23,8 @@ url = "out/t"
 
 def test_shipped_job_specs_are_valid():
     for path in (REPO / "jobs").glob("*.toml"):
-        text = path.read_text()
-        if "[train]" in text or "[report]" in text:
-            continue
-        load_job_spec(path)
+        if "[targets]" in path.read_text():  # run specs; training and report specs differ
+            load_job_spec(path)
 
 
 @pytest.mark.parametrize(
