@@ -1,6 +1,6 @@
 """``survey-mass report``: validation reports of a mass catalog (or an external one) against references.
 
-    survey-mass report CATALOG --against redmapper,mcxc --out DIR [--radius ARCSEC] [--dz TOL]
+    survey-mass report CATALOG --against sdss_redmapper,mcxc --out DIR [--radius ARCSEC] [--dz TOL]
     survey-mass report --job jobs/real_catalogs_report.toml
 
 CATALOG is a mass catalog folder (written by ``survey-mass run``) or an external catalog name from
