@@ -12,35 +12,11 @@ import pandas as pd
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-from distributed import Client, LocalCluster
 
-from survey_mass.config import parse_job_spec
 from survey_mass.footprint import footprint_pixels
 from survey_mass.pipeline import run_job
 from survey_mass.sources.mock import universe
 from survey_mass.targets import shard_order
-
-JOB = """
-name = "pipeline-test"
-instruments = ["xray"]
-batch_size = 16
-[targets]
-footprint = {{ kind = "cone", ra = 210.0, dec = -5.0, radius_deg = 1.3 }}
-shard_order = 5
-[source]
-mock = {{ seed = 7 }}
-[output]
-url = "{url}"
-"""
-
-
-@pytest.fixture(scope="module")
-def client():
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster:
-        with Client(cluster) as c:
-            yield c
 
 
 def read_catalog(root: Path) -> pd.DataFrame:
@@ -48,11 +24,13 @@ def read_catalog(root: Path) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory, client):
-    root = tmp_path_factory.mktemp("demo") / "cat"
-    spec = parse_job_spec(JOB.format(url=root))
-    summary = run_job(spec, client=client, progress=False)
-    return spec, root, summary
+def finished(mock_catalog):
+    return mock_catalog
+
+
+@pytest.fixture(scope="module")
+def client(dask_client):
+    return dask_client
 
 
 def truth_targets(spec) -> pd.DataFrame:

@@ -49,6 +49,8 @@ folds = 3
 max_epochs = 2
 min_epochs = 1
 augmentations_per_epoch = 1
+aleatoric = true
+nll_epochs = 1
 [train.universe]
 seed = 5
 """)
@@ -65,10 +67,15 @@ def test_training_writes_members_and_a_manifest_with_metrics(trained):
         assert len(m["sha256"]) == 64 and m["test"]["n"] == 20
     assert manifest["held_out"]["n"] == 60
     assert manifest["preprocessing"] == "xray-v1"
+    calibration = manifest["calibration"]
+    assert calibration["kind"] == "aleatoric" and calibration["sigma_scale"] > 0
+    assert calibration["n_validation"] == calibration["n_test"] == 60
+    assert 0 <= calibration["coverage_68"] <= calibration["coverage_95"] <= 1
     assert manifest["training"]["universe"]["seed"] == 5
     ensemble = FoldEnsemble(out)
     pred = ensemble.predict(np.zeros((2, 128, 128, 1), np.float32))
-    assert pred.log10_m500.shape == (2,) and (pred.sigma >= ensemble.scatter).all()
+    assert pred.log10_m500.shape == (2,) and np.isfinite(pred.sigma).all()
+    assert (pred.sigma >= pred.spread).all() and (pred.sigma > 0).all()
 
 
 def test_training_resumes_from_finished_folds(trained):
@@ -89,3 +96,10 @@ def test_a_tampered_member_is_refused(trained, tmp_path):
     (copy / "fold1.keras").write_bytes(data)
     with pytest.raises(ModelIntegrityError, match="fold1.keras"):
         FoldEnsemble(copy)
+
+
+def test_resuming_with_a_different_spec_is_refused(trained, tmp_path):
+    spec, out = trained
+    changed = tmp_path / "changed.toml"
+    changed.write_text(spec.read_text().replace("max_epochs = 2", "max_epochs = 3"))
+    assert main(["train", str(changed)]) == 2  # a UserError, printed without a traceback

@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from astropy import units as u
+from astropy.io import fits
 from astropy.table import Table
 
 from survey_mass.catalog.layout import CatalogLayout
@@ -117,13 +118,30 @@ def to_table(df: pd.DataFrame, url: str) -> Table:
     return table
 
 
+#: FITS has no dex units; its standard log() function says the same thing to TOPCAT and humans
+FITS_LOG_UNITS = {"dex(Msun)": "log(solMass)", "dex": "dex"}
+
+
 def export(url: str, dest: str, sql: str = "SELECT * FROM catalog") -> Path:
     """Write a query's rows as FITS or VOTable (by ``dest``'s suffix), units kept."""
     dest_path = Path(dest)
     formats = {".fits": "fits", ".fit": "fits", ".xml": "votable", ".vot": "votable"}
-    if dest_path.suffix.lower() not in formats:
+    fmt = formats.get(dest_path.suffix.lower())
+    if fmt is None:
         raise UserError(f"export to {dest!r}: use a .fits or .vot/.xml file name")
-    to_table(query(url, sql), url).write(
-        dest_path, format=formats[dest_path.suffix.lower()], overwrite=True
-    )
+    table = to_table(query(url, sql), url)
+    if fmt == "votable":
+        table.write(dest_path, format="votable", overwrite=True)
+        return dest_path
+    log_units = {}
+    for name in table.colnames:
+        unit = table[name].unit
+        if unit is not None and isinstance(unit, u.FunctionUnitBase):
+            log_units[name] = FITS_LOG_UNITS.get(unit.to_string(), unit.to_string())
+            table[name].unit = None
+    hdu = fits.table_to_hdu(table)
+    for i, name in enumerate(table.colnames, start=1):
+        if name in log_units:
+            hdu.header[f"TUNIT{i}"] = log_units[name]
+    hdu.writeto(dest_path, overwrite=True)
     return dest_path

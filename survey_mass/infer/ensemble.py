@@ -1,9 +1,10 @@
 """Fold ensembles at inference: every member predicts, the mean is the mass, the spread its doubt.
 
 Per cluster: ``log10_m500`` = mean of the members, ``spread`` = their standard deviation, and
-``sigma`` = sqrt(spread^2 + scatter^2), where ``scatter`` is the ensemble's held-out scatter from
-cross-validation (manifest ``scatter_dex``): the members agree on a cluster they all misjudge, so
-their spread alone would understate the error.
+``sigma`` = sqrt(spread^2 + s^2), where ``s`` is the calibrated per-cluster aleatoric sigma (the
+members' mean predicted variance times the manifest's ``calibration.sigma_scale``) or, for members
+without one, the calibrated constant ``calibration.sigma_dex`` (else the held-out ``scatter_dex``):
+members agree on a cluster they all misjudge, so their spread alone would understate the error.
 """
 
 from __future__ import annotations
@@ -67,7 +68,9 @@ class FoldEnsemble:
         self.name = self.manifest["ensemble"]
         self.instrument = self.manifest["instrument"]
         self.preprocessing = self.manifest.get("preprocessing", "")
-        self.scatter = float(self.manifest.get("scatter_dex", 0.0))
+        calibration = self.manifest.get("calibration", {})
+        self.sigma_scale = float(calibration.get("sigma_scale", 1.0))
+        self.scatter = float(calibration.get("sigma_dex", self.manifest.get("scatter_dex", 0.0)))
         self.by_z_bin = self.manifest.get("combine", "mean") == "by_z_bin"
         standardisation = self.manifest.get("standardisation")
         self.members = []
@@ -86,11 +89,17 @@ class FoldEnsemble:
         return f"{self.name}@{digest}"
 
     def _member_predict(self, model, inputs, batch_size: int) -> np.ndarray:
+        """(N, 2): log10 M and the aleatoric variance (NaN for a member without one)."""
         out = [
-            to_numpy(model(_to_framework(inputs[i : i + batch_size]), training=False))[:, 0]
+            to_numpy(model(_to_framework(inputs[i : i + batch_size]), training=False))
             for i in range(0, len(inputs), batch_size)
         ]
-        return np.concatenate(out) if out else np.zeros(0)
+        if not out:
+            return np.zeros((0, 2))
+        out = np.concatenate(out)
+        if out.shape[1] == 1:
+            return np.column_stack([out[:, 0], np.full(len(out), np.nan)])
+        return np.column_stack([out[:, 0], np.exp(np.clip(out[:, 1], -20.0, 10.0))])
 
     def _group_predict(self, members, inputs, xp, tta: bool, batch_size: int) -> np.ndarray:
         per_member = []
@@ -101,12 +110,12 @@ class FoldEnsemble:
                 return self._member_predict(model, b, batch_size)
 
             per_member.append(tta_mean(predict, x, xp) if tta else predict(x))
-        return np.stack(per_member).astype(np.float64)
+        return np.stack(per_member).astype(np.float64)  # (members, N, 2)
 
     def predict(self, inputs, z=None, xp=np, tta: bool = False, batch_size: int = 64) -> Prediction:
         """log10 M500 for a (N, H, W, C) batch on ``xp``; NaN where no member covers a target's z."""
         n = len(inputs)
-        mean, spread = np.full(n, np.nan), np.full(n, np.nan)
+        mean, spread, aleatoric = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
         if self.by_z_bin:
             if z is None:
                 raise ValueError(f"ensemble {self.name} has one model per redshift bin: pass z")
@@ -123,9 +132,11 @@ class FoldEnsemble:
             if rows.size == 0:
                 continue
             stack = self._group_predict(members, inputs[xp.asarray(rows)], xp, tta, batch_size)
-            mean[rows] = stack.mean(axis=0)
-            spread[rows] = stack.std(axis=0, ddof=1) if len(stack) > 1 else 0.0
-        return Prediction(mean, spread, np.sqrt(spread**2 + self.scatter**2))
+            mean[rows] = stack[..., 0].mean(axis=0)
+            spread[rows] = stack[..., 0].std(axis=0, ddof=1) if len(stack) > 1 else 0.0
+            aleatoric[rows] = stack[..., 1].mean(axis=0)
+        noise = np.where(np.isnan(aleatoric), self.scatter**2, self.sigma_scale**2 * aleatoric)
+        return Prediction(mean, spread, np.sqrt(spread**2 + noise))
 
 
 def _to_framework(batch):

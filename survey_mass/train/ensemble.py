@@ -1,12 +1,15 @@
 """Fold-ensemble training: one model per CV fold, checkpointed so a killed training resumes.
 
-Each member trains on K-2 folds with random dihedral augmentations, stops on the validation fold by
-the X-ray paper's criteria (or keeps its best validation epoch), and is scored on its test fold.
-The held-out residuals of all folds give the ensemble's calibrated scatter, stored in the manifest.
+Each member trains on K-2 folds with random dihedral augmentations on the log-MSE, stops on the
+validation fold by the X-ray paper's criteria (or keeps its best validation epoch), optionally
+learns a per-cluster aleatoric variance by a Gaussian-NLL fine-tuning phase, and is scored on its
+test fold. Uncertainties are then calibrated on the validation folds and their coverage measured
+on the test folds (never seen by the member that predicts them), and both go to the manifest.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -16,11 +19,16 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from survey_mass.errors import UserError
+from survey_mass.models.heads import gaussian_nll, log_mse
 from survey_mass.models.manifest import write_manifest
 from survey_mass.preprocess.augment import dihedral
 from survey_mass.train.criteria import StoppingCriteria, fit_metrics
 from survey_mass.train.folds import fold_split, mass_sorted_folds
 from survey_mass.train.spec import TrainSpec
+
+#: fraction of a Gaussian within 1 sigma
+ONE_SIGMA = 0.6827
 
 
 def _augmented(
@@ -36,6 +44,19 @@ def _augmented(
     return out, index
 
 
+def predict_with_sigma(model, images) -> tuple[np.ndarray, np.ndarray | None]:
+    """(log10 M, aleatoric sigma or None) of a member on a batch."""
+    out = model.predict(images, batch_size=256, verbose=0)
+    if out.shape[1] == 1:
+        return out[:, 0], None
+    return out[:, 0], np.exp(0.5 * np.clip(out[:, 1], -20.0, 10.0))
+
+
+def _build(build_model: Callable, spec: TrainSpec, mean_log_mass: float = 14.3):
+    extra = {"aleatoric": True} if spec.aleatoric else {}
+    return build_model(mean_log_mass=mean_log_mass, **extra)
+
+
 def train_member(
     build_model: Callable, images, log_mass, split, spec: TrainSpec, seed: int, log=print
 ):
@@ -44,22 +65,20 @@ def train_member(
 
     keras.utils.set_random_seed(seed)
     train_idx, val_idx, _ = split
-    model = build_model(mean_log_mass=float(log_mass[train_idx].mean()))
-    model.compile(optimizer=keras.optimizers.Adam(spec.learning_rate), loss="mse")
+    model = _build(build_model, spec, float(log_mass[train_idx].mean()))
+    model.compile(optimizer=keras.optimizers.Adam(spec.learning_rate), loss=log_mse)
     rng = np.random.default_rng(seed)
     criteria = StoppingCriteria()
-    best = (np.inf, None, None)
-    for epoch in range(1, spec.max_epochs + 1):
+
+    def epoch_on_train():
         x, src = _augmented(images[train_idx], rng, spec.augmentations_per_epoch)
-        model.fit(
-            x,
-            log_mass[train_idx][src],
-            batch_size=spec.batch_size,
-            epochs=1,
-            verbose=0,
-            shuffle=True,
-        )
-        pred = model.predict(images[val_idx], batch_size=256, verbose=0)[:, 0]
+        model.fit(x, log_mass[train_idx][src], batch_size=spec.batch_size, epochs=1, verbose=0)
+
+    best = (np.inf, None, None)
+    stopped, epochs = False, spec.max_epochs
+    for epoch in range(1, spec.max_epochs + 1):
+        epoch_on_train()
+        pred, _ = predict_with_sigma(model, images[val_idx])
         metrics = fit_metrics(log_mass[val_idx], pred)
         mse = metrics.scatter**2 + metrics.bias**2
         if mse < best[0]:
@@ -69,16 +88,56 @@ def train_member(
             f"slope {metrics.slope:.2f} max|d| {metrics.max_abs:.2f}"
         )
         if epoch >= spec.min_epochs and criteria.met(metrics):
-            return model, metrics, epoch, True
+            best, stopped, epochs = (mse, model.get_weights(), metrics), True, epoch
+            break
     model.set_weights(best[1])
-    return model, best[2], spec.max_epochs, False
+    if spec.aleatoric:  # the mass is set; now learn how sure to be of it, per cluster
+        model.compile(optimizer=keras.optimizers.Adam(spec.learning_rate / 2), loss=gaussian_nll)
+        best_nll = (
+            model.evaluate(images[val_idx], log_mass[val_idx], verbose=0),
+            model.get_weights(),
+        )
+        for epoch in range(1, spec.nll_epochs + 1):
+            epoch_on_train()
+            nll = model.evaluate(images[val_idx], log_mass[val_idx], verbose=0)
+            log(f"  NLL epoch {epoch:3d}: val NLL {nll:+.3f}")
+            if nll < best_nll[0]:
+                best_nll = (nll, model.get_weights())
+        model.set_weights(best_nll[1])
+        pred, _ = predict_with_sigma(model, images[val_idx])
+        best = (None, None, fit_metrics(log_mass[val_idx], pred))
+    return model, best[2], epochs, stopped
 
 
-def _save_weights_only(model, build_model, path: Path) -> None:
+def _save_weights_only(model, build_model, spec: TrainSpec, path: Path) -> None:
     """Save an uncompiled twin: the zoo ships weights, not optimizer state (a third of the size)."""
-    twin = build_model()
+    twin = _build(build_model, spec)
     twin.set_weights(model.get_weights())
     twin.save(path)
+
+
+def _rounded(values) -> list | None:
+    return None if values is None else [round(float(v), 5) for v in values]
+
+
+def calibrate(val: pd.DataFrame, test: pd.DataFrame) -> dict:
+    """Scale sigma so 68% of validation residuals fall within it; measure coverage on test folds.
+
+    With an aleatoric sigma per cluster the scale multiplies it; without, sigma is one number.
+    """
+    aleatoric = val["sigma"].notna().all() and test["sigma"].notna().all()
+    val_sigma = val["sigma"].to_numpy() if aleatoric else np.ones(len(val))
+    test_sigma = test["sigma"].to_numpy() if aleatoric else np.ones(len(test))
+    scale = float(np.quantile(np.abs(val["pred"] - val["log10_m500"]) / val_sigma, ONE_SIGMA))
+    z_test = np.abs(test["pred"] - test["log10_m500"]) / (scale * test_sigma)
+    return {
+        "kind": "aleatoric" if aleatoric else "constant",
+        "sigma_scale" if aleatoric else "sigma_dex": scale,
+        "coverage_68": float(np.mean(z_test <= 1.0)),
+        "coverage_95": float(np.mean(z_test <= 1.96)),
+        "n_validation": int(len(val)),
+        "n_test": int(len(test)),
+    }
 
 
 def train_fold_ensemble(
@@ -89,12 +148,13 @@ def train_fold_ensemble(
     preprocessing: str,
     progress: bool = True,
 ) -> Path:
-    """Train (or resume) every fold member, then write the manifest last."""
+    """Train (or resume) every fold member, calibrate, then write the manifest last."""
     out = Path(spec.out)
     out.mkdir(parents=True, exist_ok=True)
+    spec_hash = hashlib.sha256(spec.model_dump_json(exclude={"out"}).encode()).hexdigest()[:16]
     log_mass = truth["log10_m500"].to_numpy()
     folds = mass_sorted_folds(log_mass, spec.folds)
-    members, held_out = [], []
+    members, held = [], {"validation": [], "test": []}
     for k in tqdm(
         range(spec.folds), desc=f"training {spec.ensemble}", unit="fold", disable=not progress
     ):
@@ -102,6 +162,11 @@ def train_fold_ensemble(
         path, record_path = out / f"fold{k}.keras", out / f"fold{k}.json"
         if record_path.is_file() and path.is_file():  # checkpoint of a finished fold: resume
             record = json.loads(record_path.read_text())
+            if record.get("spec_hash") != spec_hash:
+                raise UserError(
+                    f"{record_path} was trained with another training spec; delete {out} "
+                    "to retrain, or point `out` at a new folder"
+                )
         else:
             t0 = time.perf_counter()
             model, val, epochs, stopped = train_member(
@@ -113,9 +178,8 @@ def train_fold_ensemble(
                 spec.fit_seed + k,
                 log=tqdm.write if progress else (lambda s: None),
             )
-            pred = model.predict(images[split[2]], batch_size=256, verbose=0)[:, 0]
-            _save_weights_only(model, build_model, path)
             record = {
+                "spec_hash": spec_hash,
                 "fold": k,
                 "file": path.name,
                 "epochs": epochs,
@@ -123,31 +187,52 @@ def train_fold_ensemble(
                 "train_seconds": round(time.perf_counter() - t0, 1),
                 "n_train": int(split[0].size),
                 "validation": val.as_dict(),
-                "test": fit_metrics(log_mass[split[2]], pred).as_dict(),
-                "test_ids": truth["target_id"].iloc[split[2]].tolist(),
-                "test_pred": [round(float(p), 5) for p in pred],
             }
-            record_path.write_text(json.dumps(record))
-        members.append({k: v for k, v in record.items() if k not in ("test_ids", "test_pred")})
-        held_out.append(
-            pd.DataFrame({"target_id": record["test_ids"], "pred": record["test_pred"]})
+            for part, idx in (("validation", split[1]), ("test", split[2])):
+                pred, sigma = predict_with_sigma(model, images[idx])
+                record[f"{part}_ids"] = truth["target_id"].iloc[idx].tolist()
+                record[f"{part}_pred"] = _rounded(pred)
+                record[f"{part}_sigma"] = _rounded(sigma)
+            record["test"] = fit_metrics(log_mass[split[2]], record["test_pred"]).as_dict()
+            _save_weights_only(model, build_model, spec, path)
+            record_path.write_text(json.dumps(record))  # after the model: marks the fold done
+        members.append(
+            {
+                k: v
+                for k, v in record.items()
+                if k != "spec_hash" and not k.endswith(("_ids", "_pred", "_sigma"))
+            }
         )
-    held = pd.concat(held_out).merge(truth[["target_id", "log10_m500"]], on="target_id")
-    overall = fit_metrics(held["log10_m500"].to_numpy(), held["pred"].to_numpy())
+        for part in held:
+            held[part].append(
+                pd.DataFrame(
+                    {
+                        "target_id": record[f"{part}_ids"],
+                        "pred": record[f"{part}_pred"],
+                        "sigma": record[f"{part}_sigma"] or np.nan,
+                    }
+                )
+            )
+    truth_mass = truth[["target_id", "log10_m500"]]
+    val_df, test_df = (pd.concat(held[p]).merge(truth_mass, on="target_id") for p in held)
+    overall = fit_metrics(test_df["log10_m500"].to_numpy(), test_df["pred"].to_numpy())
     write_manifest(
         out,
         spec.ensemble,
         spec.instrument,
         members,
         preprocessing=preprocessing,
-        output="log10 M500c [Msun]",
+        output="log10 M500c [Msun]" + (", log variance" if spec.aleatoric else ""),
         held_out=overall.as_dict(),
         scatter_dex=overall.scatter,
+        calibration=calibrate(val_df, test_df),
         training={
             "universe": spec.universe.model_dump(),
             "n_clusters": int(len(truth)),
             "folds": spec.folds,
             "max_epochs": spec.max_epochs,
+            "aleatoric": spec.aleatoric,
+            "nll_epochs": spec.nll_epochs if spec.aleatoric else 0,
             "batch_size": spec.batch_size,
             "learning_rate": spec.learning_rate,
             "fit_seed": spec.fit_seed,

@@ -29,6 +29,10 @@ class TrainSpec(BaseModel):
     augmentations_per_epoch: int = Field(
         2, ge=1, le=8, description="random dihedral copies per epoch"
     )
+    aleatoric: bool = Field(
+        False, description="add a log-variance output, fine-tuned with the Gaussian NLL after MSE"
+    )
+    nll_epochs: int = Field(8, ge=1, description="epochs of the NLL fine-tuning phase")
     universe: UniverseSpec = Field(default_factory=lambda: UniverseSpec(seed=1001))
     fit_seed: int = 0
 

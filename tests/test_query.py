@@ -1,0 +1,70 @@
+"""Users read catalogs: read-only SQL, cone searches that prune partitions, FITS/VOTable export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.table import Table
+
+from survey_mass.catalog.query import cone_search, export, query
+from survey_mass.cli import main
+from survey_mass.errors import UserError
+from survey_mass.footprint import ConeFootprint
+
+
+def test_sql_reads_the_catalog_and_the_quarantine(mock_catalog):
+    _, root, summary = mock_catalog
+    n = query(str(root), "SELECT count(*) AS n FROM catalog")["n"][0]
+    assert n == summary.rows
+    q = query(str(root), "SELECT count(*) AS n FROM quarantine")["n"][0]
+    assert q == summary.quarantined
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "COPY catalog TO 'stolen.csv'",
+        "ATTACH 'other.db' AS other",
+        "CREATE TABLE t AS SELECT 1",
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "SET enable_external_access = true",
+        "SELECT 1; DROP VIEW catalog",
+    ],
+)
+def test_queries_cannot_write_attach_or_read_other_files(mock_catalog, sql):
+    _, root, _ = mock_catalog
+    with pytest.raises(UserError):
+        query(str(root), sql)
+    assert not (root / "stolen.csv").exists()
+
+
+def test_cone_search_matches_a_full_scan_and_reads_fewer_partitions(mock_catalog):
+    _, root, _ = mock_catalog
+    everything = query(str(root), "SELECT target_id, ra, dec FROM catalog")
+    ra, dec, radius = 210.3, -5.2, 0.45
+    result = cone_search(str(root), ra, dec, radius)
+    inside = ConeFootprint(ra=ra, dec=dec, radius_deg=radius).contains(
+        everything["ra"], everything["dec"]
+    )
+    assert sorted(result.rows["target_id"]) == sorted(everything["target_id"][inside])
+    assert len(result.rows) > 0
+    assert result.partitions_read < result.partitions_total
+
+
+def test_cone_command_prints_partitions_read(mock_catalog, capsys):
+    _, root, _ = mock_catalog
+    assert main(["query", str(root), "--cone", "210.3", "-5.2", "0.3"]) == 0
+    assert "partitions" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("suffix", [".fits", ".vot"])
+def test_export_keeps_units_for_topcat(mock_catalog, tmp_path, suffix):
+    _, root, summary = mock_catalog
+    dest = export(str(root), str(tmp_path / f"cat{suffix}"))
+    table = Table.read(dest, format="fits" if suffix == ".fits" else "votable")
+    assert len(table) == summary.rows
+    assert table["ra"].unit == u.deg
+    # FITS has no dex: its standard log() function carries the same meaning
+    assert str(table["logm500"].unit) == {".fits": "log(solMass)", ".vot": "dex(solMass)"}[suffix]
+    assert np.isfinite(np.asarray(table["logm500"])).all()
