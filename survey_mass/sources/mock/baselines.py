@@ -72,10 +72,14 @@ def core_excised_lx(hdul: fits.HDUList, z: float, r500: u.Quantity) -> u.Quantit
     mpc_per_pix = np.radians(scale_deg) * float(angular_diameter_distance_mpc(z))
     r500_pix = r500.to_value(u.Mpc) / mpc_per_pix
     net = image - background
-    # centre on the emission: two centroid passes inside 0.3 R500 of the current centre
-    cy = cx = 0.0
+    # centre on the emission: the smoothed peak within 0.8 R500 of the cutout centre, refined by
+    # two centroid passes inside 0.15 R500
+    smooth = ndimage.gaussian_filter(net, max(0.05 * r500_pix, 1.0))
+    smooth[np.hypot(dy, dx) > 0.8 * r500_pix] = -np.inf
+    peak = np.unravel_index(np.argmax(smooth), smooth.shape)
+    cy, cx = float(dy[peak]), float(dx[peak])
     for _ in range(2):
-        near = np.hypot(dy - cy, dx - cx) < 0.3 * r500_pix
+        near = np.hypot(dy - cy, dx - cx) < 0.15 * r500_pix
         weights = np.clip(net[near], 0, None)
         if weights.sum() > 0:
             cy, cx = (float(np.sum(dy[near] * weights) / weights.sum()),

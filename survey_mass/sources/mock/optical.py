@@ -354,9 +354,9 @@ def optical_hdul(state: pd.Series, seed: int) -> fits.HDUList:
     header["TELESCOP"] = "SDSS"
     header["BANDS"] = ("".join(SDSS_BANDS), "band order of axis 3 (band-first cube)")
     header["BUNIT"] = ("nanomaggy", "per cutout pixel; 1 nmgy = 3.631e-6 Jy")
-    header["BINNING"] = (b, "native 0.396 arcsec SDSS pixels per cutout pixel side")
+    header["BINNING"] = (b, "native SDSS pixels per cutout pixel side")
     header["PSFFWHM"] = (SDSS_PSF_FWHM.to_value(u.arcsec), "[arcsec] Gaussian PSF")
     for band, sigma in zip(SDSS_BANDS, native_noise() * b, strict=True):
-        header[f"SKYSIG_{band.upper()}"] = (float(sigma), f"[nanomaggy] sky noise per pixel, {band}")
+        header[f"SKYSIG_{band.upper()}"] = (float(sigma), f"[nmgy] pixel noise, {band}")
     header["OBJECT"] = state.target_id
     return fits.HDUList([fits.PrimaryHDU(cube, header=header)])
