@@ -39,29 +39,40 @@ TRUTH_UNITS = {
 
 
 class _ParquetStream:
-    """Appends DataFrame chunks to one Parquet file; the first chunk fixes the schema."""
+    """Appends DataFrame chunks to one Parquet file in row groups of ~``ROW_GROUP`` rows.
+
+    At most one row group is buffered, so memory stays bounded whatever the footprint's size.
+    """
+
+    ROW_GROUP = 8192
 
     def __init__(self, path: Path, units: dict[str, str]):
         self.path, self.units, self.writer, self.rows = path, units, None, 0
-
-    def _open(self, table: pa.Table) -> None:
-        metadata = {**(table.schema.metadata or {}), b"units": json.dumps(self.units).encode()}
-        self.schema = table.schema.with_metadata(metadata)
-        self.writer = pq.ParquetWriter(self.path, self.schema)
+        self.buffer: list[pd.DataFrame] = []
+        self.buffered = 0
 
     def write(self, frame: pd.DataFrame) -> None:
-        if not len(frame):
-            return
+        if len(frame):
+            self.buffer.append(frame)
+            self.buffered += len(frame)
+            self.rows += len(frame)
+        if self.buffered >= self.ROW_GROUP:
+            self._flush()
+
+    def _flush(self, template: pd.DataFrame | None = None) -> None:
+        frame = pd.concat(self.buffer, ignore_index=True) if self.buffer else template.iloc[:0]
         table = pa.Table.from_pandas(frame, preserve_index=False)
-        if self.writer is None:
-            self._open(table)
+        if self.writer is None:  # the first chunk fixes the schema; units ride in its metadata
+            metadata = {**(table.schema.metadata or {}), b"units": json.dumps(self.units).encode()}
+            self.schema = table.schema.with_metadata(metadata)
+            self.writer = pq.ParquetWriter(self.path, self.schema)
         self.writer.write_table(table.cast(self.schema))
-        self.rows += len(frame)
+        self.buffer, self.buffered = [], 0
 
     def close(self, template: pd.DataFrame) -> None:
         """Finish the file; with no rows at all, leave an empty table shaped like ``template``."""
-        if self.writer is None:
-            self._open(pa.Table.from_pandas(template.iloc[:0], preserve_index=False))
+        if self.buffer or self.writer is None:
+            self._flush(template)
         self.writer.close()
 
 

@@ -115,7 +115,7 @@ def _redmapper(spec: UniverseSpec, c: pd.DataFrame, rng: np.random.Generator):
     ra, dec = c["ra"].to_numpy(), c["dec"].to_numpy()
     return pd.DataFrame({
         "ID": _number(c["target_id"]),
-        "name": _iau_name("mRMJ", ra, dec),
+        "name": "",  # named after selection (see NAMES)
         "RA": ra, "dec": dec, "redshift": z_lambda, "lambda": lam,
         "r500": _r500_deg(log_m, np.clip(z_lambda, 1e-3, None)),
         "target_id": c["target_id"].to_numpy(),
@@ -133,7 +133,7 @@ def _weak_lensing(spec: UniverseSpec, c: pd.DataFrame, rng: np.random.Generator)
     m_wl = np.exp(ln_m)
     ra, dec = c["ra"].to_numpy(), c["dec"].to_numpy()
     return pd.DataFrame({
-        "name": _iau_name("mWLJ", ra, dec),
+        "name": "",
         "RA": ra, "dec": dec, "redshift": z,
         "M500": m_wl / 1e14, "M500_err": sigma_stat * m_wl / 1e14,
         "r500": _r500_deg(np.log10(m_wl), z),
@@ -178,7 +178,7 @@ def _psz2(spec: UniverseSpec, c: pd.DataFrame, rng: np.random.Generator):
     ra = (ra_true + pos_err / np.sqrt(2) * rng.standard_normal(n) / np.cos(np.radians(dec_true))) % 360
     return pd.DataFrame({
         "INDEX": _number(c["target_id"]),
-        "name": _galactic_name("mPSZ2 ", ra, dec),
+        "name": "",
         "RA": ra, "dec": dec, "redshift": np.where(known_z, z, np.nan), "pos_err": pos_err,
         "r500": np.where(known_z, _r500_deg(np.log10(np.where(known_z, msz, 1e14)), z), np.nan),
         "MSZ": msz / 1e14, "MSZ_ERR_UP": msz_err / 1e14, "MSZ_ERR_LOW": msz_err / 1e14,
@@ -186,6 +186,13 @@ def _psz2(spec: UniverseSpec, c: pd.DataFrame, rng: np.random.Generator):
         "target_id": c["target_id"].to_numpy(),
     }), keep
 
+
+#: Catalog names, IAU-style with an 'm' (mock) prefix so they cannot be taken for real clusters.
+NAMES: dict[str, Callable[[np.ndarray, np.ndarray], list[str]]] = {
+    "redmapper": lambda ra, dec: _iau_name("mRMJ", ra, dec),
+    "weak_lensing": lambda ra, dec: _iau_name("mWLJ", ra, dec),
+    "psz2": lambda ra, dec: _galactic_name("mPSZ2 ", ra, dec),
+}
 
 MAKERS: dict[str, tuple[Maker, dict[str, str]]] = {
     "redmapper": (_redmapper, REDMAPPER_UNITS),
@@ -212,6 +219,8 @@ def pixel_catalog(kind: str, spec: UniverseSpec, pixel: int,
     if footprint is not None and len(clusters):
         keep = keep & footprint.contains(clusters["ra"].to_numpy(), clusters["dec"].to_numpy())
     out = rows[keep].reset_index(drop=True)
+    out["name"] = pd.Series(NAMES[kind](out["RA"].to_numpy(), out["dec"].to_numpy()),
+                            index=out.index, dtype=str)
     out.attrs["units"] = dict(units)
     return out
 
