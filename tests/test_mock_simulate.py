@@ -58,3 +58,16 @@ def test_bad_cone_and_non_empty_out_are_refused(tmp_path, capsys):
     (tmp_path / "full" / "keep.txt").write_text("x")
     assert main([*ARGS, "--out", str(tmp_path / "full")]) == 2
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_stream_buffers_a_bounded_number_of_chunks(tmp_path):
+    import pandas as pd
+
+    from survey_mass.commands.simulate import _ParquetStream
+
+    stream = _ParquetStream(tmp_path / "t.parquet", {"a": ""})
+    for i in range(1000):
+        stream.write(pd.DataFrame({"a": [i, i]}))
+        assert len(stream.buffer) < _ParquetStream.MAX_CHUNKS
+    stream.close(pd.DataFrame({"a": []}))
+    assert pq.read_table(tmp_path / "t.parquet").column("a").to_pylist()[-1] == 999

@@ -26,7 +26,12 @@ from survey_mass.errors import UserError
 from survey_mass.footprint import ConeFootprint, footprint_pixels
 from survey_mass.sources.mock.external import MAKERS, pixel_catalog
 from survey_mass.sources.mock.source import RENDERERS
-from survey_mass.sources.mock.universe import UNIVERSE_ORDER, UniverseSpec, clusters_in
+from survey_mass.sources.mock.universe import (
+    UNIVERSE_ORDER,
+    UniverseSpec,
+    base_pixel_clusters,
+    clusters_in,
+)
 
 #: Units of the truth table's columns (astropy strings; '' for dimensionless or flags).
 TRUTH_UNITS = {
@@ -39,12 +44,11 @@ TRUTH_UNITS = {
 
 
 class _ParquetStream:
-    """Appends DataFrame chunks to one Parquet file in row groups of ~``ROW_GROUP`` rows.
-
-    At most one row group is buffered, so memory stays bounded whatever the footprint's size.
+    """Appends DataFrame chunks to one Parquet file, a row group per ``ROW_GROUP`` rows or
+    ``MAX_CHUNKS`` chunks (a small DataFrame costs ~20 kB), so memory stays bounded.
     """
 
-    ROW_GROUP = 8192
+    ROW_GROUP, MAX_CHUNKS = 8192, 256
 
     def __init__(self, path: Path, units: dict[str, str]):
         self.path, self.units, self.writer, self.rows = path, units, None, 0
@@ -56,7 +60,7 @@ class _ParquetStream:
             self.buffer.append(frame)
             self.buffered += len(frame)
             self.rows += len(frame)
-        if self.buffered >= self.ROW_GROUP:
+        if self.buffered >= self.ROW_GROUP or len(self.buffer) >= self.MAX_CHUNKS:
             self._flush()
 
     def _flush(self, template: pd.DataFrame | None = None) -> None:
@@ -105,6 +109,8 @@ def simulate(spec: UniverseSpec, footprint: ConeFootprint, out: Path,
                 hdul = RENDERERS[instrument](state, spec.seed)
                 hdul.writeto(out / "cutouts" / instrument / f"{state.target_id}.fits", overwrite=True)
                 cutouts_written[instrument] += 1
+        if base_pixel_clusters.cache_info().currsize > 64:
+            base_pixel_clusters.cache_clear()  # memory must not grow with the footprint
         if n_max is not None and truth.rows >= n_max:
             break
     truth.close(last["truth"])

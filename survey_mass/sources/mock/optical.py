@@ -252,7 +252,7 @@ def _field(rng, area_deg2: float, mag_limit: float, galactic_b_deg: float):
     z0 = np.clip(0.05 + 0.06 * (galaxies - 16.0), 0.03, 0.8) / 1.412
     gz = z0 * rng.gamma(2.0, 1.0, galaxies.size) ** (1 / 1.5)
     red = rng.random(galaxies.size) < np.clip(0.5 - 0.05 * (galaxies - 17.0), 0.2, 0.5)
-    return galaxies, np.maximum(gz, 1e-3), red, stars
+    return galaxies, np.clip(gz, 1e-3, 2.9), red, stars  # inside the distance table
 
 
 def _star_colours(rng, n: int) -> np.ndarray:
