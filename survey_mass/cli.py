@@ -52,7 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if not args.verbose:  # distributed logs every worker start and stop at INFO
-        logging.getLogger("distributed").setLevel(logging.WARNING)
+        import distributed  # noqa: F401  (configures its loggers, which we then quieten)
+
+        for name in list(logging.root.manager.loggerDict):
+            if name.startswith("distributed"):
+                logging.getLogger(name).setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
     except UserError as err:
