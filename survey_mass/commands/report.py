@@ -30,6 +30,17 @@ def _paths(pairs: list[str]) -> dict[str, str]:
     return paths
 
 
+def _interpretation(catalog: str, n: int) -> list:
+    """Input-gradient maps of a few clusters, for mock runs weighed in X-ray."""
+    from survey_mass.validate.job import is_mass_catalog
+
+    if n <= 0 or not is_mass_catalog(catalog):
+        return []
+    from survey_mass.validate.interpret import xray_maps
+
+    return xray_maps(catalog, n)
+
+
 def report(args: argparse.Namespace) -> int:
     from survey_mass.validate.job import (
         load_report_job,
@@ -68,6 +79,7 @@ def report(args: argparse.Namespace) -> int:
         r500_fraction=args.r500_fraction,
         title=args.title or f"{args.catalog} against {', '.join(names)}",
         prediction_name=args.catalog,
+        interpretation=_interpretation(args.catalog, args.interpret),
     )
     for name, block in result.numbers["references"].items():
         joint = block["estimates"].get("logm500")
@@ -113,5 +125,12 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--network", action="store_true", help="allow fetching catalogs without a local copy"
+    )
+    p.add_argument(
+        "--interpret",
+        type=int,
+        default=3,
+        metavar="N",
+        help="input-gradient maps of the N most massive clusters of a mock run (0: none)",
     )
     p.set_defaults(func=report)
