@@ -119,7 +119,7 @@ def to_table(df: pd.DataFrame, url: str) -> Table:
 
 
 #: FITS has no dex units; its standard log() function says the same thing to TOPCAT and humans
-FITS_LOG_UNITS = {"dex(Msun)": "log(solMass)", "dex": "dex"}
+FITS_LOG_UNITS = {"dex(solMass)": "log(solMass)", "dex": "dex"}
 
 
 def export(url: str, dest: str, sql: str = "SELECT * FROM catalog") -> Path:
@@ -136,8 +136,8 @@ def export(url: str, dest: str, sql: str = "SELECT * FROM catalog") -> Path:
     log_units = {}
     for name in table.colnames:
         unit = table[name].unit
-        if unit is not None and isinstance(unit, u.FunctionUnitBase):
-            log_units[name] = FITS_LOG_UNITS.get(unit.to_string(), unit.to_string())
+        if unit is not None and unit.to_string() in FITS_LOG_UNITS:
+            log_units[name] = FITS_LOG_UNITS[unit.to_string()]
             table[name].unit = None
     hdu = fits.table_to_hdu(table)
     for i, name in enumerate(table.colnames, start=1):

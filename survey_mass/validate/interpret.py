@@ -13,6 +13,7 @@ import json
 import fsspec
 import numpy as np
 from astropy import units as u
+from pydantic import ValidationError
 
 from survey_mass.config import JobSpec
 from survey_mass.constants import XRAY_APERTURE, XRAY_GRID
@@ -42,8 +43,12 @@ def xray_maps(catalog_url: str, n: int = 3) -> list[InterpretationMap]:
     """Maps for the ``n`` most massive X-ray-weighed clusters of a mock run (none for real runs)."""
     fs, root = fsspec.core.url_to_fs(catalog_url)
     provenance = json.loads(fs.cat_file(f"{root.rstrip('/')}/provenance.json"))
-    spec = JobSpec.model_validate(provenance["job"])
-    if spec.source.kind != "mock" or "xray" not in provenance["models"]:
+    try:
+        spec = JobSpec.model_validate(provenance["job"])
+        model_path = provenance["models"]["xray"]["path"]
+    except (KeyError, ValidationError):  # not a run of this pipeline, or not weighed in X-ray
+        return []
+    if spec.source.kind != "mock":
         return []
     import pyarrow.dataset as ds
 
@@ -51,7 +56,7 @@ def xray_maps(catalog_url: str, n: int = 3) -> list[InterpretationMap]:
     cat = cat.dropna(subset=["logm500_xray"]).nlargest(n, "logm500_xray")
     if cat.empty:
         return []
-    ensemble = FoldEnsemble(provenance["models"]["xray"]["path"])
+    ensemble = FoldEnsemble(model_path)
     targets = [Target(r.target_id, r.ra, r.dec, r.z) for r in cat.itertuples()]
     cutouts = [c for c in build_source(spec).cutouts(targets, "xray") if isinstance(c, Cutout)]
     prepared = PREPROCESSORS[ensemble.preprocessing](cutouts, np)
