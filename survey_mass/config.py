@@ -22,6 +22,35 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def url_protocols(url: str) -> list[str]:
+    """Every fsspec protocol a URL would use, chained ones included.
+
+    ``"simplecache::s3://b/k"`` -> ``["simplecache", "s3"]``, ``"zip://a.csv::https://h/x.zip"``
+    -> ``["zip", "https"]``; a plain path is ``["file"]``. fsspec opens each link of a chain, so an
+    allow-list must hold for all of them, not only the first or the last.
+    """
+    parts = url.split("::")
+    protocols = []
+    for i, part in enumerate(parts):
+        if "://" in part:
+            protocols.append(part.split("://", 1)[0].lower())
+        elif i < len(parts) - 1:
+            protocols.append(part.lower())  # a chained layer named alone, e.g. "simplecache::"
+        else:
+            protocols.append("file")
+    return protocols
+
+
+def check_protocols(key: str, url: str, allowed: list[str]) -> None:
+    """ValueError naming ``key`` if any protocol of ``url`` (chains included) is not allowed."""
+    for protocol in url_protocols(url):
+        if protocol not in allowed:
+            raise ValueError(
+                f"{key} {url!r}: protocol {protocol!r} is not allowed; use one of {allowed} "
+                "(or add it to allowed_protocols beside that key)"
+            )
+
+
 class TargetsSpec(_Strict):
     """Where targets come from: the mock universe inside a footprint, or a catalog file/URL."""
 
@@ -35,6 +64,10 @@ class TargetsSpec(_Strict):
         None, ge=0, le=10, description="HEALPix order of shards; auto if unset"
     )
     max_targets: int | None = Field(None, gt=0, description="keep only the first N targets (tests)")
+    allowed_protocols: list[str] = Field(
+        default_factory=lambda: ["file", "local", "http", "https", "s3", "gs", "abfs"],
+        description="fsspec protocols targets.catalog may use",
+    )
 
     @model_validator(mode="after")
     def _one_origin(self):
@@ -47,6 +80,8 @@ class TargetsSpec(_Strict):
             raise ValueError(
                 f"targets.columns lacks {sorted(missing)}; map each to a catalog column"
             )
+        if self.catalog is not None:
+            check_protocols("targets.catalog", self.catalog, self.allowed_protocols)
         return self
 
 
@@ -91,11 +126,7 @@ class OutputSpec(_Strict):
 
     @model_validator(mode="after")
     def _protocol_allowed(self):
-        protocol = self.url.split("://", 1)[0] if "://" in self.url else "file"
-        if protocol not in self.allowed_protocols:
-            raise ValueError(
-                f"output.url protocol {protocol!r} is not allowed; use one of {self.allowed_protocols}"
-            )
+        check_protocols("output.url", self.url, self.allowed_protocols)
         return self
 
 

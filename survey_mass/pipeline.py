@@ -21,8 +21,9 @@ from survey_mass.catalog.layout import CatalogLayout
 from survey_mass.catalog.schema import FLAG_LARGE_SPREAD, FLAG_MISSING
 from survey_mass.catalog.writer import done_shards, finalize, is_complete, write_shard
 from survey_mass.config import JobSpec
+from survey_mass.errors import UserError
 from survey_mass.infer.ensemble import load_ensemble, resolve_entry
-from survey_mass.models.manifest import read_manifest
+from survey_mass.models.manifest import ModelIntegrityError, read_manifest, verify_manifest
 from survey_mass.preprocess import PREPROCESSORS
 from survey_mass.sources import build_source
 from survey_mass.sources.base import CutoutFailure, Target
@@ -37,6 +38,19 @@ def model_paths(spec: JobSpec) -> dict[str, str]:
         inst: str(resolve_entry(getattr(spec.models, inst), spec.models.zoo))
         for inst in spec.instruments
     }
+
+
+def check_models(paths: dict[str, str]) -> None:
+    """Refuse, before any worker starts, a zoo entry whose files fail their sha256 checks.
+
+    Workers verify again when they load; checking here turns a tampered or half-copied model into
+    one clear error instead of a traceback from every worker's plugin.
+    """
+    for inst, path in paths.items():
+        try:
+            verify_manifest(path)
+        except (ModelIntegrityError, ValueError, FileNotFoundError) as err:
+            raise UserError(f"models.{inst}: {err}") from err
 
 
 def job_hash(spec: JobSpec, paths: dict[str, str]) -> str:
@@ -197,6 +211,7 @@ def run_job(spec: JobSpec, client=None, progress: bool = True) -> RunSummary:
     start = time.perf_counter()
     layout = CatalogLayout(spec.output.url)
     paths = model_paths(spec)
+    check_models(paths)
     jhash = job_hash(spec, paths)
     done = done_shards(layout, jhash)
     summary = RunSummary(url=spec.output.url)
@@ -208,7 +223,15 @@ def run_job(spec: JobSpec, client=None, progress: bool = True) -> RunSummary:
     summary.shards, summary.shards_run = len(shards), len(todo)
     if todo:
         with open_client(spec.cluster, client) as c:
-            c.register_plugin(EnsemblePlugin(list(paths.values()), spec.cluster.threads_per_worker))
+            try:
+                c.register_plugin(
+                    EnsemblePlugin(list(paths.values()), spec.cluster.threads_per_worker)
+                )
+            except Exception as err:  # e.g. Keras safe_mode refusing a member
+                raise UserError(
+                    f"workers could not load the models {sorted(paths.values())}: "
+                    f"{type(err).__name__}: {err}"
+                ) from err
             futures = [
                 c.submit(
                     process_shard,
@@ -237,8 +260,6 @@ def run_job(spec: JobSpec, client=None, progress: bool = True) -> RunSummary:
                 bar.update(1)
             bar.close()
             if errors:
-                from survey_mass.errors import UserError
-
                 raise UserError(
                     f"{len(errors)} shard(s) failed, first {errors[0][0]}: {errors[0][1]!r}; "
                     "re-run the same command to retry only those shards"

@@ -33,6 +33,7 @@ class DaskCLICluster:
 
     def __init__(self, folder: Path, n_workers: int = 2, memory_limit: str = "3GiB"):
         self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
         self.scheduler_file = folder / "scheduler.json"
         self.memory_limit = memory_limit
         self.workers: dict[str, subprocess.Popen] = {}

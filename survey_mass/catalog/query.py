@@ -24,7 +24,8 @@ from survey_mass.catalog.layout import CatalogLayout
 from survey_mass.errors import UserError
 from survey_mass.footprint import ConeFootprint, healpix
 
-READ_ONLY_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+#: only SELECT: ``EXPLAIN ANALYZE`` runs the statement it explains (``COPY ... TO`` would write)
+READ_ONLY_STATEMENTS = {duckdb.StatementType.SELECT}
 
 
 def _local_root(url: str) -> Path:
