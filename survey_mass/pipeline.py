@@ -25,10 +25,11 @@ from survey_mass.errors import UserError
 from survey_mass.infer.ensemble import load_ensemble, resolve_entry
 from survey_mass.models.manifest import ModelIntegrityError, read_manifest, verify_manifest
 from survey_mass.preprocess import PREPROCESSORS
+from survey_mass.preprocess.batch import Prepared
 from survey_mass.sources import build_source
-from survey_mass.sources.base import CutoutFailure, Target
+from survey_mass.sources.base import Cutout, CutoutFailure, Target
 from survey_mass.targets import Shard, mock_targets, plan_shards, spatial_index
-from survey_mass.xp import array_module
+from survey_mass.xp import array_module, to_numpy
 
 LARGE_SPREAD_DEX = 0.15
 
@@ -63,6 +64,55 @@ def job_hash(spec: JobSpec, paths: dict[str, str]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _prepare(ensemble, cutouts: list[Cutout], xp) -> Prepared:
+    """The batch preprocessed, keeping only model-ready rows: the model's input shape, all finite.
+
+    Should the preprocessor raise on the batch, each cutout is tried alone: a cutout it did not
+    foresee (an extra band, a header value that is not a number) costs its own row, quarantined
+    with the error, never its batch and shard.
+    """
+    prepare = PREPROCESSORS[ensemble.preprocessing]
+    shape = tuple(ensemble.members[0][0].input_shape[1:])
+    try:
+        parts = [prepare(cutouts, xp)]
+    except Exception:
+        parts = []
+        for c in cutouts:
+            try:
+                parts.append(prepare([c], xp))
+            except Exception as err:
+                failure = CutoutFailure(
+                    c.target, c.instrument, "preprocessing_error", f"{type(err).__name__}: {err}"
+                )
+                parts.append(Prepared(None, [], [failure]))
+    inputs, kept, failures = [], [], []
+    for part in parts:
+        failures += part.failures
+        if not part.cutouts:
+            continue
+        if tuple(part.inputs.shape[1:]) != shape:
+            detail = f"model input {tuple(part.inputs.shape[1:])}, {ensemble.name} takes {shape}"
+            failures += [
+                CutoutFailure(c.target, c.instrument, "bad_shape", detail) for c in part.cutouts
+            ]
+            continue
+        finite = to_numpy(xp.isfinite(part.inputs.reshape(len(part.cutouts), -1)).all(axis=1))
+        for c, ok in zip(part.cutouts, finite, strict=True):
+            if not ok:
+                detail = (
+                    "preprocessing gave NaN/inf pixels: check the header values it uses (EXPOSURE)"
+                )
+                failures.append(CutoutFailure(c.target, c.instrument, "nonfinite_input", detail))
+        if finite.all():
+            inputs.append(part.inputs)
+        elif finite.any():
+            inputs.append(part.inputs[xp.asarray(np.flatnonzero(finite))])
+        kept += [c for c, ok in zip(part.cutouts, finite, strict=True) if ok]
+    if not inputs:
+        return Prepared(xp.zeros((0, *shape), dtype=xp.float32), [], failures)
+    return Prepared(inputs[0] if len(inputs) == 1 else xp.concatenate(inputs), kept, failures)
+
+
 def _weigh(spec: JobSpec, targets: list[Target], instrument: str, path: str, xp):
     """(target_id -> (log M, spread, sigma), target_id -> failure) for one instrument."""
     source = build_source(spec)
@@ -76,7 +126,7 @@ def _weigh(spec: JobSpec, targets: list[Target], instrument: str, path: str, xp)
                 failures[item.target.target_id] = item
             else:
                 cutouts.append(item)
-        prepared = PREPROCESSORS[ensemble.preprocessing](cutouts, xp)
+        prepared = _prepare(ensemble, cutouts, xp)
         for f in prepared.failures:
             failures[f.target.target_id] = f
         if prepared.cutouts:
