@@ -25,6 +25,20 @@ def _optional(module: str, extra: str):
         ) from err
 
 
+def slurm_worker_options(spec: ClusterSpec) -> dict:
+    """SLURMCluster arguments: one worker process per job with the job's threads and memory.
+
+    Partition, GPUs (``--gres``), walltime and the worker command (``dask_cuda.cli`` on GPU nodes)
+    come from ``cluster.options`` or the ``jobqueue.slurm`` Dask config (deploy/slurm/jobqueue.yaml).
+    """
+    return {
+        "cores": spec.threads_per_worker,
+        "processes": 1,
+        "memory": spec.memory_limit,
+        **spec.options,
+    }
+
+
 def make_cluster(spec: ClusterSpec):
     """A new cluster object for ``spec`` (not for kind = 'address')."""
     if spec.kind == "local":
@@ -46,9 +60,7 @@ def make_cluster(spec: ClusterSpec):
         )
     if spec.kind == "slurm":
         jobqueue = _optional("dask_jobqueue", "deploy")
-        cluster = jobqueue.SLURMCluster(
-            cores=spec.threads_per_worker, processes=1, memory=spec.memory_limit, **spec.options
-        )
+        cluster = jobqueue.SLURMCluster(**slurm_worker_options(spec))
         cluster.scale(jobs=spec.n_workers)
         return cluster
     if spec.kind == "kubernetes":
