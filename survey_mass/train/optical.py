@@ -15,6 +15,7 @@ rather than an extrapolated one.
 from __future__ import annotations
 
 import json
+import shutil
 from functools import partial
 from pathlib import Path
 
@@ -47,6 +48,7 @@ from survey_mass.train.evaluate import HeldOutGroup, evaluate_groups, write_metr
 from survey_mass.train.spec import TrainSpec
 
 CLASSIFIER_FILE = "band_classifier.keras"
+REGRESSOR_DIR = "regressor"
 
 
 class OpticalSettings(BaseModel):
@@ -127,7 +129,10 @@ def labelled_subset(n: int, fraction: float, folds: int, seed: int) -> np.ndarra
 
 
 def _step1(images, spec, settings, work: Path, progress: bool) -> tuple[object, dict]:
-    """The band classifier, trained or (checkpoint of this work folder) loaded."""
+    """The band classifier, trained or (checkpoint of this work folder) loaded.
+
+    Step 2's fold checkpoints depend on it: a newly trained classifier clears them.
+    """
     import keras
 
     path, record_path = work / CLASSIFIER_FILE, work / "band_classifier.json"
@@ -136,13 +141,17 @@ def _step1(images, spec, settings, work: Path, progress: bool) -> tuple[object, 
             keras.models.load_model(path, safe_mode=True, compile=False),
             json.loads(record_path.read_text()),
         )
+    shutil.rmtree(work / REGRESSOR_DIR, ignore_errors=True)  # trained on another extractor
     classifier, record = train_band_classifier(
         images, spec, settings, log=tqdm.write if progress else (lambda s: None)
     )
     work.mkdir(parents=True, exist_ok=True)
-    classifier.save(path)
+    # an uncompiled twin: the zoo ships weights, not the optimizer's state
+    twin = build_band_classifier(build_feature_extractor(OPTICAL_INPUT_SHAPE[:2], settings.filters))
+    twin.set_weights(classifier.get_weights())
+    twin.save(path)
     record_path.write_text(json.dumps(record))  # after the model: marks step 1 done
-    return classifier, record
+    return twin, record
 
 
 def train_optical(
@@ -161,7 +170,7 @@ def train_optical(
         build_optical_regressor, extractor, hidden=settings.hidden, dropout=settings.dropout
     )
     run = spec.model_copy(
-        update={"ensemble": f"{spec.ensemble}-regressor", "out": str(work / "regressor")}
+        update={"ensemble": f"{spec.ensemble}-regressor", "out": str(work / REGRESSOR_DIR)}
     )
     fold_dir = train_fold_ensemble(
         run,
