@@ -134,6 +134,26 @@ def test_evaluate_only_reproduces_the_saved_metrics(entry):
     assert (out / "metrics.json").read_text() == saved
 
 
+def test_new_metrics_are_rehashed_into_the_manifest(entry, tmp_path, monkeypatch):
+    import shutil
+
+    from survey_mass.train import evaluate
+
+    _, out, manifest = entry
+    copy = tmp_path / "sz-tiny"
+    shutil.copytree(out, copy)
+    monkeypatch.setattr(evaluate, "MIN_GAUSSIAN_FIT", 10**6)  # no Gaussian fits: other numbers
+    summary = evaluate.evaluate_entry(copy)
+    assert summary["overall"]["cnn"]["gauss_sigma"] != summary["overall"]["cnn"]["gauss_sigma"]
+    rewritten = json.loads((copy / "manifest.json").read_text())
+    assert rewritten["metrics"]["sha256"] == sha256_file(copy / "metrics.json")
+    assert rewritten["metrics"] != manifest["metrics"]
+    assert {k: v for k, v in rewritten.items() if k != "metrics"} == {
+        k: v for k, v in manifest.items() if k != "metrics"
+    }
+    FoldEnsemble(copy)  # members untouched: still pass their hash checks
+
+
 def test_unknown_sz_setting_is_refused(tmp_path):
     spec = tmp_path / "bad.toml"
     spec.write_text(SPEC.format(out=tmp_path / "o", work=tmp_path / "w") + "filterz = [1]\n")

@@ -24,7 +24,7 @@ from astropy.io import fits
 from scipy.optimize import curve_fit
 
 from survey_mass.constants import Z_BINS
-from survey_mass.models.manifest import sha256_file, verify_manifest
+from survey_mass.models.manifest import sha256_file, verify_manifest, write_manifest
 from survey_mass.sources.mock.baselines import Baseline, make_baseline
 from survey_mass.sources.mock.source import RENDERERS
 from survey_mass.sources.mock.universe import UniverseSpec, cluster
@@ -36,7 +36,7 @@ METRICS_NAME = "metrics.json"
 TARGET_SCATTER_RATIO = {"xray": 0.8, "sz": 0.8, "optical": 0.9}
 TARGET_ABS_BIAS = 0.02  # dex
 #: fewer residuals than this get no Gaussian fit (the histogram would be mostly empty bins)
-MIN_GAUSSIAN_FIT = 20
+MIN_GAUSSIAN_FIT = 50
 
 
 def gaussian_fit(delta: np.ndarray) -> tuple[float, float]:
@@ -223,10 +223,23 @@ def entry_groups(path: str | Path) -> list[HeldOutGroup]:
 
 
 def evaluate_entry(path: str | Path) -> dict:
-    """Metrics of a finished zoo entry, without retraining; written to its ``metrics.json``."""
+    """Metrics of a finished zoo entry, without retraining, written to its ``metrics.json``.
+
+    An entry whose manifest lists the metrics file gets its manifest rewritten with the new hash.
+    """
     manifest = verify_manifest(path)
     summary = evaluate_groups(manifest["ensemble"], manifest["instrument"], entry_groups(path))
-    write_metrics(path, summary)
+    reference = write_metrics(path, summary)
+    if "metrics" in manifest and manifest["metrics"] != reference:
+        written_by_it = ("manifest_version", "ensemble", "instrument", "members")
+        fields = {k: v for k, v in manifest.items() if k not in written_by_it}
+        write_manifest(
+            path,
+            manifest["ensemble"],
+            manifest["instrument"],
+            manifest["members"],
+            **{**fields, "metrics": reference},
+        )
     return summary
 
 
