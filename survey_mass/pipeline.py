@@ -32,6 +32,8 @@ from survey_mass.targets import Shard, mock_targets, plan_shards, spatial_index
 from survey_mass.xp import array_module, to_numpy
 
 LARGE_SPREAD_DEX = 0.15
+#: shards in flight: at least this many, or this many per worker thread (workers may join late)
+MIN_IN_FLIGHT, IN_FLIGHT_PER_THREAD = 8, 4
 
 
 def model_paths(spec: JobSpec) -> dict[str, str]:
@@ -282,31 +284,52 @@ def run_job(spec: JobSpec, client=None, progress: bool = True) -> RunSummary:
                     f"workers could not load the models {sorted(paths.values())}: "
                     f"{type(err).__name__}: {err}"
                 ) from err
-            futures = [
-                c.submit(
+            from distributed import as_completed
+
+            def submit(shard: Shard):
+                return c.submit(
                     process_shard,
                     spec,
-                    s,
+                    shard,
                     paths,
                     jhash,
-                    key=f"shard-{s.order}-{s.pixel}-{jhash}",
+                    key=f"shard-{shard.order}-{shard.pixel}-{jhash}",
                     retries=2,
                     pure=False,
                 )
-                for s in todo
-            ]
-            from distributed import as_completed
+
+            # a bounded window of shards in flight, topped up as they finish: the scheduler and
+            # this client hold a few tasks per worker thread, not one per shard of the footprint
+            waiting = iter(todo)
+            running = as_completed()
+            in_flight, target, asked = 0, MIN_IN_FLIGHT, -1.0
+
+            def top_up() -> None:
+                nonlocal in_flight, target, asked
+                if time.monotonic() - asked > 1.0:  # workers come and go: ask once a second
+                    threads = sum(c.nthreads().values())
+                    target, asked = (
+                        max(MIN_IN_FLIGHT, IN_FLIGHT_PER_THREAD * threads),
+                        time.monotonic(),
+                    )
+                while in_flight < target and (shard := next(waiting, None)) is not None:
+                    running.add(submit(shard))
+                    in_flight += 1
 
             errors = []
             bar = tqdm(
-                total=len(futures), desc=f"{spec.name}: shards", unit="shard", disable=not progress
+                total=len(todo), desc=f"{spec.name}: shards", unit="shard", disable=not progress
             )
-            for future in as_completed(futures):
+            top_up()
+            for future in running:
+                in_flight -= 1
                 if future.status == "error":
                     errors.append((future.key, future.exception()))
                 else:
                     marker = future.result()
                     done[marker["pixel"]] = marker
+                future.release()
+                top_up()
                 bar.update(1)
             bar.close()
             if errors:
