@@ -115,6 +115,22 @@ def _prepare(ensemble, cutouts: list[Cutout], xp) -> Prepared:
     return Prepared(inputs[0] if len(inputs) == 1 else xp.concatenate(inputs), kept, failures)
 
 
+def _fetch(source, targets: list[Target], instrument: str) -> list:
+    """The batch's cutouts and failures. A source should never raise for one target; should it
+    (a renderer or reader bug), each target is asked alone, so the bug costs only its rows."""
+    try:
+        return list(source.cutouts(targets, instrument))
+    except Exception:
+        items = []
+        for t in targets:
+            try:
+                items += list(source.cutouts([t], instrument))
+            except Exception as err:
+                detail = f"{type(err).__name__}: {err}"
+                items.append(CutoutFailure(t, instrument, "source_error", detail))
+        return items
+
+
 def _weigh(spec: JobSpec, targets: list[Target], instrument: str, path: str, xp):
     """(target_id -> (log M, spread, sigma), target_id -> failure) for one instrument."""
     source = build_source(spec)
@@ -123,7 +139,7 @@ def _weigh(spec: JobSpec, targets: list[Target], instrument: str, path: str, xp)
     for start in range(0, len(targets), spec.batch_size):
         chunk = targets[start : start + spec.batch_size]
         cutouts = []
-        for item in source.cutouts(chunk, instrument):
+        for item in _fetch(source, chunk, instrument):
             if isinstance(item, CutoutFailure):
                 failures[item.target.target_id] = item
             else:

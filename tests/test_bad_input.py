@@ -68,6 +68,10 @@ def _drop_wcs(hdul):
         hdul[0].header.remove(key, ignore_missing=True)
 
 
+def _raise_in_the_source(data: bytes) -> bytes:
+    raise ValueError("lam value too large")  # as a renderer bug once did
+
+
 #: spoiler of a cutout's FITS bytes -> the quarantine reason it must end with
 SPOILERS = {
     "corrupted": (_corrupt_header, "xray:bad_fits"),
@@ -85,6 +89,7 @@ SPOILERS = {
         edit(lambda h: h[0].header.__setitem__("EXPOSURE", "unknown")),
         "xray:preprocessing_error",
     ),
+    "source_bug": (_raise_in_the_source, "xray:source_error"),
     "exposure_zero": (
         edit(lambda h: h[0].header.__setitem__("EXPOSURE", 0.0)),
         "xray:nonfinite_input",
