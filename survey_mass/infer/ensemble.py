@@ -81,7 +81,8 @@ class FoldEnsemble:
             if standardisation and z_bin is not None:
                 i = [tuple(b) for b in Z_BINS].index(z_bin)
                 mu, sigma = standardisation["mu"][i], standardisation["sigma"][i]
-            self.members.append((model, z_bin, mu, sigma))
+            scatter = float(m.get("scatter_dex", self.scatter))  # per-bin held-out scatter
+            self.members.append((model, z_bin, mu, sigma, scatter))
 
     @property
     def version(self) -> str:
@@ -103,7 +104,7 @@ class FoldEnsemble:
 
     def _group_predict(self, members, inputs, xp, tta: bool, batch_size: int) -> np.ndarray:
         per_member = []
-        for model, _, mu, sigma in members:
+        for model, _, mu, sigma, _ in members:
             x = inputs if (mu, sigma) == (0.0, 1.0) else ((inputs - mu) / sigma).astype(xp.float32)
 
             def predict(b, model=model):
@@ -116,6 +117,7 @@ class FoldEnsemble:
         """log10 M500 for a (N, H, W, C) batch on ``xp``; NaN where no member covers a target's z."""
         n = len(inputs)
         mean, spread, aleatoric = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+        scatter = np.full(n, self.scatter)
         if self.by_z_bin:
             if z is None:
                 raise ValueError(f"ensemble {self.name} has one model per redshift bin: pass z")
@@ -135,7 +137,8 @@ class FoldEnsemble:
             mean[rows] = stack[..., 0].mean(axis=0)
             spread[rows] = stack[..., 0].std(axis=0, ddof=1) if len(stack) > 1 else 0.0
             aleatoric[rows] = stack[..., 1].mean(axis=0)
-        noise = np.where(np.isnan(aleatoric), self.scatter**2, self.sigma_scale**2 * aleatoric)
+            scatter[rows] = np.mean([m[4] for m in members])
+        noise = np.where(np.isnan(aleatoric), scatter**2, self.sigma_scale**2 * aleatoric)
         return Prediction(mean, spread, np.sqrt(spread**2 + noise))
 
 

@@ -31,7 +31,7 @@ from survey_mass.train.spec import TrainSpec
 ONE_SIGMA = 0.6827
 
 
-def _augmented(
+def augmented(
     images: np.ndarray, rng: np.random.Generator, copies: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """``copies`` random dihedral transforms of each image, and the source index of each copy."""
@@ -71,7 +71,7 @@ def train_member(
     criteria = StoppingCriteria()
 
     def epoch_on_train():
-        x, src = _augmented(images[train_idx], rng, spec.augmentations_per_epoch)
+        x, src = augmented(images[train_idx], rng, spec.augmentations_per_epoch)
         model.fit(x, log_mass[train_idx][src], batch_size=spec.batch_size, epochs=1, verbose=0)
 
     best = (np.inf, None, None)

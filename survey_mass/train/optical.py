@@ -43,7 +43,7 @@ from survey_mass.train.assemble import (
     work_folder,
 )
 from survey_mass.train.data import training_clusters, training_inputs
-from survey_mass.train.ensemble import _augmented, train_fold_ensemble
+from survey_mass.train.ensemble import augmented, train_fold_ensemble
 from survey_mass.train.evaluate import HeldOutGroup, evaluate_groups, write_metrics
 from survey_mass.train.spec import TrainSpec
 
@@ -96,7 +96,7 @@ def train_band_classifier(
         metrics=["accuracy"],
     )
     for epoch in range(1, settings.classifier_epochs + 1):
-        x, src = _augmented(x_train, rng, 1)
+        x, src = augmented(x_train, rng, 1)
         classifier.fit(x, y_train[src], batch_size=spec.batch_size, epochs=1, verbose=0)
         log(
             f"  band classifier epoch {epoch}: held-out accuracy {_accuracy(classifier, x_test, y_test):.3f}"
