@@ -15,6 +15,7 @@ from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_area
 
 from survey_mass.constants import COSMOLOGY
+from survey_mass.wcs import tan_wcs
 from survey_mass.xp import ndimage
 
 #: A cutout must cover at least this fraction of the model grid to be used.
@@ -36,12 +37,7 @@ class GridSpec:
             )
         else:
             scale = self.scale.to(u.deg)
-        wcs = WCS(naxis=2)
-        wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-        wcs.wcs.crval = [ra, dec]
-        wcs.wcs.crpix = [(self.npix + 1) / 2] * 2
-        wcs.wcs.cdelt = [-scale.value, scale.value]
-        return wcs
+        return tan_wcs(ra, dec, scale.value, self.npix)
 
 
 class ResampleError(ValueError):

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from survey_mass.constants import COSMOLOGY
 from survey_mass.sources.base import Cutout, CutoutError, CutoutFailure, Target
+from survey_mass.wcs import tan_wcs
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +46,21 @@ class ServiceConfig(BaseModel):
 def aperture_deg(width: u.Quantity, z: float) -> float:
     """Angular size [deg] of a physical ``width`` at redshift ``z``."""
     if not (z >= MIN_REDSHIFT) or not math.isfinite(z):
-        raise CutoutError("bad_target", f"redshift z={z} is too small for a physical aperture "
-                          f"(need z >= {MIN_REDSHIFT})")
+        raise CutoutError(
+            "bad_target",
+            f"redshift z={z} is too small for a physical aperture (need z >= {MIN_REDSHIFT})",
+        )
     return float((width / COSMOLOGY.angular_diameter_distance(z) * u.rad).to_value(u.deg))
 
 
-def cutout_grid(target: Target, width: u.Quantity, model_npix: int, native: u.Quantity,
-                oversample: float, margin: float) -> tuple[WCS, int]:
+def cutout_grid(
+    target: Target,
+    width: u.Quantity,
+    model_npix: int,
+    native: u.Quantity,
+    oversample: float,
+    margin: float,
+) -> tuple[WCS, int]:
     """TAN WCS and size of a square cutout covering ``width`` (+``margin``) around the target.
 
     The pixel is ``oversample`` times finer than the model grid's, but never finer than the
@@ -64,18 +73,6 @@ def cutout_grid(target: Target, width: u.Quantity, model_npix: int, native: u.Qu
     return tan_wcs(target.ra, target.dec, scale, npix), npix
 
 
-def tan_wcs(ra: float, dec: float, scale_deg: float, npix: int) -> WCS:
-    wcs = WCS(naxis=2)
-    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    wcs.wcs.crval = [ra, dec]
-    wcs.wcs.crpix = [(npix + 1) / 2, (npix + 1) / 2]
-    wcs.wcs.cdelt = [-scale_deg, scale_deg]
-    wcs.wcs.cunit = ["deg", "deg"]
-    wcs.wcs.radesys = "ICRS"
-    wcs.wcs.equinox = 2000.0
-    return wcs
-
-
 def image_hdul(data: np.ndarray, wcs: WCS, keywords: dict) -> fits.HDUList:
     header = wcs.to_header()
     for key, value in keywords.items():
@@ -83,8 +80,13 @@ def image_hdul(data: np.ndarray, wcs: WCS, keywords: dict) -> fits.HDUList:
     return fits.HDUList([fits.PrimaryHDU(np.asarray(data, dtype=np.float32), header=header)])
 
 
-def ordered_cutouts(fetch_one: Callable[[Target], Cutout], targets: Iterable[Target],
-                    instrument: str, max_workers: int, source: str) -> Iterator[Cutout | CutoutFailure]:
+def ordered_cutouts(
+    fetch_one: Callable[[Target], Cutout],
+    targets: Iterable[Target],
+    instrument: str,
+    max_workers: int,
+    source: str,
+) -> Iterator[Cutout | CutoutFailure]:
     """Run ``fetch_one`` over targets on a few threads; yield results in input order.
 
     At most ``2 * max_workers`` targets are in flight, so a million-target iterator is consumed
@@ -98,7 +100,9 @@ def ordered_cutouts(fetch_one: Callable[[Target], Cutout], targets: Iterable[Tar
             return CutoutFailure(target, instrument, err.reason, err.detail)
         except Exception as err:  # a bug or an unforeseen archive answer: quarantine, say so
             log.exception("%s: unexpected failure for %s", source, target.target_id)
-            return CutoutFailure(target, instrument, "internal_error", f"{type(err).__name__}: {err}")
+            return CutoutFailure(
+                target, instrument, "internal_error", f"{type(err).__name__}: {err}"
+            )
 
     if max_workers <= 1:
         for target in targets:
@@ -150,8 +154,9 @@ def open_fits(fileobj, what: str, memmap: bool = False) -> fits.HDUList:
                     hdu.data  # noqa: B018  (force the read)
     except Exception as err:
         message = " ".join(str(err).split())
-        raise CutoutError("bad_fits", f"{what}: not a readable FITS file ({type(err).__name__}: "
-                          f"{message})") from err
+        raise CutoutError(
+            "bad_fits", f"{what}: not a readable FITS file ({type(err).__name__}: {message})"
+        ) from err
     if len(hdul) == 0:
         raise CutoutError("bad_fits", f"{what}: FITS file has no HDU")
     return hdul

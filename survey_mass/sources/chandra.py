@@ -58,27 +58,34 @@ QUERY_COLUMNS = "obsid, name, ra, dec, detector, grating, exposure, status"
 class ChandraConfig(ServiceConfig):
     """``[source.real.chandra]``: where Chandra observations are found and read."""
 
-    tap_url: str = Field("https://heasarc.gsfc.nasa.gov/xamin/vo/tap",
-                         description="HEASARC TAP service (sync queries go to {tap_url}/sync)")
+    tap_url: str = Field(
+        "https://heasarc.gsfc.nasa.gov/xamin/vo/tap",
+        description="HEASARC TAP service (sync queries go to {tap_url}/sync)",
+    )
     table: str = Field("chanmaster", description="HEASARC table of Chandra observations")
     archive_url: str = Field(
         "https://heasarc.gsfc.nasa.gov/FTP/chandra/data/byobsid",
-        description="root of the by-ObsID tree; s3://nasa-heasarc/chandra/data/byobsid for AWS")
-    obs_dir: str = Field("{archive_url}/{last_digit}/{obsid}/primary",
-                         description="template of the folder holding an ObsID's evt2 file")
-    storage_options: dict = Field(default_factory=dict,
-                                  description="fsspec options for archive_url (S3: anon = true)")
+        description="root of the by-ObsID tree; s3://nasa-heasarc/chandra/data/byobsid for AWS",
+    )
+    obs_dir: str = Field(
+        "{archive_url}/{last_digit}/{obsid}/primary",
+        description="template of the folder holding an ObsID's evt2 file",
+    )
+    storage_options: dict = Field(
+        default_factory=dict, description="fsspec options for archive_url (S3: anon = true)"
+    )
     detectors: list[str] = Field(default_factory=lambda: ["ACIS-I", "ACIS-S"])
-    max_offset_arcmin: float = Field(5.0, gt=0, le=30,
-                                     description="largest target-to-pointing distance accepted")
+    max_offset_arcmin: float = Field(
+        5.0, gt=0, le=30, description="largest target-to-pointing distance accepted"
+    )
     min_exposure_ks: float = Field(5.0, ge=0)
     max_candidates: int = Field(2, ge=1, description="observations tried before giving up")
     oversample: float = Field(2.0, ge=1.0, le=8.0)
     margin: float = Field(0.1, ge=0.0, le=1.0)
     mask_unexposed: bool = Field(True, description="NaN for pixels in event-free 1' cells")
-    min_background_area_arcmin2: float = Field(10.0, ge=0,
-                                               description="exposed area beyond the aperture "
-                                               "needed to estimate BKGRATE")
+    min_background_area_arcmin2: float = Field(
+        10.0, ge=0, description="exposed area beyond the aperture needed to estimate BKGRATE"
+    )
     events_memory: int = Field(2, ge=0, description="parsed event lists kept in memory")
     timeout_s: float = Field(120.0, gt=0)
     rate_per_s: float = Field(2.0, gt=0)
@@ -86,8 +93,10 @@ class ChandraConfig(ServiceConfig):
 
 def observation_query(table: str, ra: float, dec: float, radius_deg: float) -> str:
     """ADQL cone search, as astroquery.heasarc.Heasarc.query_region writes it."""
-    return (f"SELECT {QUERY_COLUMNS} FROM {table} WHERE CONTAINS(POINT('ICRS',ra,dec),"
-            f"CIRCLE('ICRS',{ra:.7f},{dec:.7f},{radius_deg:.6f}))=1")
+    return (
+        f"SELECT {QUERY_COLUMNS} FROM {table} WHERE CONTAINS(POINT('ICRS',ra,dec),"
+        f"CIRCLE('ICRS',{ra:.7f},{dec:.7f},{radius_deg:.6f}))=1"
+    )
 
 
 def parse_votable(content: bytes):
@@ -99,8 +108,9 @@ def parse_votable(content: bytes):
             warnings.simplefilter("ignore")
             vot = parse_vo(io.BytesIO(content), verify="ignore")
     except Exception as err:
-        raise CutoutError("server_error", f"TAP answer is not a VOTable ({err}): "
-                          f"{content[:200]!r}") from err
+        raise CutoutError(
+            "server_error", f"TAP answer is not a VOTable ({err}): {content[:200]!r}"
+        ) from err
     for resource in vot.resources:
         for info in resource.infos:
             if info.name == "QUERY_STATUS" and str(info.value).upper() == "ERROR":
@@ -138,8 +148,14 @@ def choose_observations(table, ra: float, dec: float, cfg: ChandraConfig) -> lis
             continue
         if offset[i] > cfg.max_offset_arcmin:
             continue
-        rows.append({"obsid": int(col("obsid")[i]), "detector": detector, "exposure": exposure,
-                     "offset_arcmin": float(offset[i])})
+        rows.append(
+            {
+                "obsid": int(col("obsid")[i]),
+                "detector": detector,
+                "exposure": exposure,
+                "offset_arcmin": float(offset[i]),
+            }
+        )
     rows.sort(key=lambda r: (-r["exposure"], r["offset_arcmin"]))
     return rows
 
@@ -181,8 +197,9 @@ def event_wcs(header, xcol: int, ycol: int, what: str) -> WCS:
     except (KeyError, ValueError) as err:
         raise CutoutError("missing_wcs", f"{what}: sky columns lack a WCS ({err})") from err
     if not wcs.has_celestial:
-        raise CutoutError("missing_wcs", f"{what}: sky columns are not celestial "
-                          f"({list(wcs.wcs.ctype)})")
+        raise CutoutError(
+            "missing_wcs", f"{what}: sky columns are not celestial ({list(wcs.wcs.ctype)})"
+        )
     return wcs
 
 
@@ -210,11 +227,20 @@ def read_events(path: Path | str, obsid: int, what: str) -> EventList:
         energy = np.asarray(data.field(names.index("energy")), dtype=np.float64)
         ra, dec = wcs.pixel_to_world_values(x - 1.0, y - 1.0)  # sky pixels are 1-based
         lo, hi = (e * 1000.0 for e in XRAY_BAND_KEV)  # eV
-        keep = {k: h[k] for k in ("OBS_ID", "DETNAM", "INSTRUME", "DATE-OBS", "OBJECT", "ASCDSVER")
-                if k in h}
-        return EventList(obsid, ra.astype(np.float64), dec.astype(np.float64),
-                         (energy >= lo) & (energy <= hi), exposure,
-                         str(h.get("DETNAM", h.get("INSTRUME", "ACIS"))), keep)
+        keep = {
+            k: h[k]
+            for k in ("OBS_ID", "DETNAM", "INSTRUME", "DATE-OBS", "OBJECT", "ASCDSVER")
+            if k in h
+        }
+        return EventList(
+            obsid,
+            ra.astype(np.float64),
+            dec.astype(np.float64),
+            (energy >= lo) & (energy <= hi),
+            exposure,
+            str(h.get("DETNAM", h.get("INSTRUME", "ACIS"))),
+            keep,
+        )
     finally:
         hdul.close()
 
@@ -226,8 +252,11 @@ def bin_events(events: EventList, wcs: WCS, npix: int, mask_unexposed: bool):
     j = np.floor(row + 0.5)
     inside = (i >= 0) & (i < npix) & (j >= 0) & (j < npix)
     band = inside & events.in_band
-    image = np.bincount((j[band] * npix + i[band]).astype(np.int64),
-                        minlength=npix * npix).reshape(npix, npix).astype(np.float32)
+    image = (
+        np.bincount((j[band] * npix + i[band]).astype(np.int64), minlength=npix * npix)
+        .reshape(npix, npix)
+        .astype(np.float32)
+    )
     exposed = np.ones((npix, npix), bool)
     if mask_unexposed:
         cell = max(1, int(round((1.0 / 60.0) / abs(wcs.wcs.cdelt[0]))))  # ~1 arcmin
@@ -239,14 +268,15 @@ def bin_events(events: EventList, wcs: WCS, npix: int, mask_unexposed: bool):
     return image, exposed
 
 
-def estimate_background(events: EventList, ra: float, dec: float, radius_deg: float,
-                        min_area_arcmin2: float) -> float | None:
+def estimate_background(
+    events: EventList, ra: float, dec: float, radius_deg: float, min_area_arcmin2: float
+) -> float | None:
     """counts/s/arcmin^2 in band from 1' cells beyond ``radius_deg``; None if too little area.
 
     Cells are on a tangent plane at the target; cells at chip edges (few events of any energy)
     and cells with point sources (far above the median) are left out.
     """
-    from survey_mass.sources.archive import tan_wcs
+    from survey_mass.wcs import tan_wcs
 
     cell_deg = 1.0 / 60.0
     grid = tan_wcs(ra, dec, cell_deg, 2)
@@ -277,13 +307,21 @@ class ChandraFetcher:
 
     name = "chandra"
 
-    def __init__(self, config: ChandraConfig | None = None, *, cache: RequestCache | None = None,
-                 transport: Transport | None = None, allowed_protocols=None, sleep=None):
+    def __init__(
+        self,
+        config: ChandraConfig | None = None,
+        *,
+        cache: RequestCache | None = None,
+        transport: Transport | None = None,
+        allowed_protocols=None,
+        sleep=None,
+    ):
         self.config = config or ChandraConfig()
         self.cache = cache or RequestCache()
         self.transport = transport or DefaultTransport()
-        self.service = Service.from_config("chandra", self.config, self.transport, self.cache,
-                                           allowed_protocols, sleep)
+        self.service = Service.from_config(
+            "chandra", self.config, self.transport, self.cache, allowed_protocols, sleep
+        )
         self._events: OrderedDict[int, EventList] = OrderedDict()
         self._events_lock = threading.Lock()
 
@@ -291,10 +329,16 @@ class ChandraFetcher:
     def requests_made(self) -> int:
         return self.service.requests_made
 
-    def cutouts(self, targets: Iterable[Target], instrument: str = "xray"
-                ) -> Iterator[Cutout | CutoutFailure]:
-        return ordered_cutouts(lambda t: self.fetch_one(t, instrument), targets, instrument,
-                               self.config.max_concurrency, self.name)
+    def cutouts(
+        self, targets: Iterable[Target], instrument: str = "xray"
+    ) -> Iterator[Cutout | CutoutFailure]:
+        return ordered_cutouts(
+            lambda t: self.fetch_one(t, instrument),
+            targets,
+            instrument,
+            self.config.max_concurrency,
+            self.name,
+        )
 
     # -- steps -----------------------------------------------------------------------------------
 
@@ -302,10 +346,13 @@ class ChandraFetcher:
         cfg = self.config
         adql = observation_query(cfg.table, ra, dec, cfg.max_offset_arcmin / 60.0)
         table = self.service.fetch(
-            "POST", f"{cfg.tap_url.rstrip('/')}/sync",
+            "POST",
+            f"{cfg.tap_url.rstrip('/')}/sync",
             data={"REQUEST": "doQuery", "LANG": "ADQL", "FORMAT": "votable", "QUERY": adql},
-            parse=parse_votable, suffix=".xml",
-            what=f"HEASARC {cfg.table} search at ({ra:.4f}, {dec:.4f})")
+            parse=parse_votable,
+            suffix=".xml",
+            what=f"HEASARC {cfg.table} search at ({ra:.4f}, {dec:.4f})",
+        )
         return choose_observations(table, ra, dec, cfg)
 
     def events(self, obsid: int) -> EventList:
@@ -314,13 +361,16 @@ class ChandraFetcher:
                 self._events.move_to_end(obsid)
                 return self._events[obsid]
         cfg = self.config
-        folder = cfg.obs_dir.format(archive_url=cfg.archive_url.rstrip("/"),
-                                    last_digit=obsid % 10, obsid=obsid)
+        folder = cfg.obs_dir.format(
+            archive_url=cfg.archive_url.rstrip("/"), last_digit=obsid % 10, obsid=obsid
+        )
         try:
             names = self.service.list(folder, storage_options=cfg.storage_options)
         except CutoutError as err:
             if err.reason == "not_found":
-                raise CutoutError("no_observation", f"ObsID {obsid}: no archive folder {folder}") from err
+                raise CutoutError(
+                    "no_observation", f"ObsID {obsid}: no archive folder {folder}"
+                ) from err
             raise
         name = newest_evt2(names, obsid)
         if name is None:
@@ -328,10 +378,12 @@ class ChandraFetcher:
         url = f"{folder}/{name}"
         try:
             events = self.service.fetch_file(
-                url, storage_options=cfg.storage_options,
+                url,
+                storage_options=cfg.storage_options,
                 suffix=".fits.gz" if name.endswith(".gz") else ".fits",
                 what=f"Chandra events {name}",
-                parse=lambda p: read_events(p, obsid, f"ObsID {obsid} {name}"))
+                parse=lambda p: read_events(p, obsid, f"ObsID {obsid} {name}"),
+            )
         except CutoutError as err:
             if err.reason == "not_found":
                 raise CutoutError("no_observation", f"ObsID {obsid}: {url} vanished") from err
@@ -345,13 +397,17 @@ class ChandraFetcher:
 
     def fetch_one(self, target: Target, instrument: str = "xray") -> Cutout:
         cfg = self.config
-        wcs, npix = cutout_grid(target, XRAY_APERTURE, XRAY_GRID, CHANDRA_PIXEL,
-                                cfg.oversample, cfg.margin)
+        wcs, npix = cutout_grid(
+            target, XRAY_APERTURE, XRAY_GRID, CHANDRA_PIXEL, cfg.oversample, cfg.margin
+        )
         candidates = self.observations(target.ra, target.dec)
         if not candidates:
-            raise CutoutError("no_observation", f"no public ACIS imaging of >= "
-                              f"{cfg.min_exposure_ks:g} ks within {cfg.max_offset_arcmin:g}' of "
-                              f"({target.ra:.5f}, {target.dec:+.5f})")
+            raise CutoutError(
+                "no_observation",
+                f"no public ACIS imaging of >= "
+                f"{cfg.min_exposure_ks:g} ks within {cfg.max_offset_arcmin:g}' of "
+                f"({target.ra:.5f}, {target.dec:+.5f})",
+            )
         reasons = []
         for obs in candidates[: cfg.max_candidates]:
             try:
@@ -363,7 +419,7 @@ class ChandraFetcher:
                 continue
             image, exposed = bin_events(events, wcs, npix, cfg.mask_unexposed)
             c = npix // 2
-            if not exposed[c - 1:c + 1, c - 1:c + 1].all():
+            if not exposed[c - 1 : c + 1, c - 1 : c + 1].all():
                 reasons.append(f"ObsID {obs['obsid']}: target falls off the chips")
                 continue
             return self._cutout(target, instrument, obs, events, image, exposed, wcs)
@@ -385,11 +441,19 @@ class ChandraFetcher:
             "COVERAGE": (float(exposed.mean()), "fraction of pixels on the chips"),
             "OBJECT": target.target_id,
         }
-        bkg = estimate_background(events, target.ra, target.dec,
-                                  aperture_deg(XRAY_APERTURE, target.z) / 2,
-                                  cfg.min_background_area_arcmin2)
+        bkg = estimate_background(
+            events,
+            target.ra,
+            target.dec,
+            aperture_deg(XRAY_APERTURE, target.z) / 2,
+            cfg.min_background_area_arcmin2,
+        )
         if bkg is not None:
             keywords["BKGRATE"] = (bkg, "[count/s/arcmin2] beyond the aperture")
-        meta = {"obsid": obs["obsid"], "exposure": events.exposure, "source": self.name,
-                "observation": obs}
+        meta = {
+            "obsid": obs["obsid"],
+            "exposure": events.exposure,
+            "source": self.name,
+            "observation": obs,
+        }
         return Cutout(target, instrument, image_hdul(image, wcs, keywords), meta)

@@ -31,20 +31,26 @@ from survey_mass.sources.archive import (
     image_hdul,
     open_fits,
     ordered_cutouts,
-    tan_wcs,
 )
 from survey_mass.sources.base import Cutout, CutoutError, CutoutFailure, Target
 from survey_mass.sources.cache import RequestCache
 from survey_mass.sources.transport import DefaultTransport, Service, Transport
+from survey_mass.wcs import tan_wcs
 
 log = logging.getLogger(__name__)
 
 #: HEALPix's "no data" value (healpy.UNSEEN)
 UNSEEN = -1.6375e30
 FRAMES = {
-    "G": Galactic(), "GALACTIC": Galactic(),
-    "C": ICRS(), "Q": ICRS(), "CELESTIAL": ICRS(), "EQUATORIAL": ICRS(), "ICRS": ICRS(),
-    "E": BarycentricMeanEcliptic(), "ECLIPTIC": BarycentricMeanEcliptic(),
+    "G": Galactic(),
+    "GALACTIC": Galactic(),
+    "C": ICRS(),
+    "Q": ICRS(),
+    "CELESTIAL": ICRS(),
+    "EQUATORIAL": ICRS(),
+    "ICRS": ICRS(),
+    "E": BarycentricMeanEcliptic(),
+    "ECLIPTIC": BarycentricMeanEcliptic(),
 }
 
 
@@ -54,9 +60,12 @@ class PlanckConfig(ServiceConfig):
     map_url: str = Field(
         "https://irsa.ipac.caltech.edu/data/Planck/release_2/all-sky-maps/maps/component-maps/"
         "foregrounds/COM_CompMap_Compton-SZMap-milca-ymaps_2048_R2.00.fits",
-        description="fsspec URL or path of a HEALPix y-map (MILCA or NILC, PR2)")
+        description="fsspec URL or path of a HEALPix y-map (MILCA or NILC, PR2)",
+    )
     column: str | None = Field("FULL", description="map column; None takes the first one")
-    storage_options: dict = Field(default_factory=dict, description="fsspec options, e.g. anon = true")
+    storage_options: dict = Field(
+        default_factory=dict, description="fsspec options, e.g. anon = true"
+    )
     default_coordsys: str = Field("G", description="frame assumed if the map has no COORDSYS")
     timeout_s: float = Field(600.0, gt=0, description="the map is ~0.6-2 GB: allow a slow read")
     max_concurrency: int = Field(1, ge=1, le=64)
@@ -71,16 +80,18 @@ class HealpixMap:
     unit: str
 
 
-def read_healpix_map(path: Path | str, column: str | None, default_coordsys: str = "G",
-                     what: str = "y-map") -> HealpixMap:
+def read_healpix_map(
+    path: Path | str, column: str | None, default_coordsys: str = "G", what: str = "y-map"
+) -> HealpixMap:
     """Read one column of a full-sky HEALPix map FITS; CutoutError("bad_fits"/"missing_wcs")."""
     hdul = open_fits(str(path), what, memmap=True)
     try:
         tables = [h for h in hdul if isinstance(h, fits.BinTableHDU)]
         if not tables:
             raise CutoutError("bad_fits", f"{what}: no binary table holding a HEALPix map")
-        hdu = next((h for h in tables if str(h.header.get("PIXTYPE", "")).upper() == "HEALPIX"),
-                   tables[0])
+        hdu = next(
+            (h for h in tables if str(h.header.get("PIXTYPE", "")).upper() == "HEALPIX"), tables[0]
+        )
         h = hdu.header
         names = hdu.columns.names
         name = column if column is not None else names[0]
@@ -93,16 +104,19 @@ def read_healpix_map(path: Path | str, column: str | None, default_coordsys: str
             raise CutoutError("bad_fits", f"{what}: partial-sky (EXPLICIT) maps are not supported")
         ordering = str(h.get("ORDERING", "")).strip().upper()
         if ordering not in ("RING", "NESTED"):
-            raise CutoutError("missing_wcs", f"{what}: ORDERING is {ordering or 'missing'}; "
-                              "need RING or NESTED")
+            raise CutoutError(
+                "missing_wcs", f"{what}: ORDERING is {ordering or 'missing'}; need RING or NESTED"
+            )
         try:
             values = np.array(hdu.data[name], dtype=np.float32).reshape(-1)
         except Exception as err:
             raise CutoutError("bad_fits", f"{what}: map column unreadable ({err})") from err
         nside = int(h.get("NSIDE", 0)) or int(round(np.sqrt(values.size / 12)))
         if values.size != 12 * nside**2 or nside & (nside - 1):
-            raise CutoutError("bad_fits", f"{what}: {values.size} pixels is not a full sky "
-                              f"at NSIDE={h.get('NSIDE')}")
+            raise CutoutError(
+                "bad_fits",
+                f"{what}: {values.size} pixels is not a full sky at NSIDE={h.get('NSIDE')}",
+            )
         coordsys = str(h.get("COORDSYS", default_coordsys)).strip().upper()
         if coordsys not in FRAMES:
             raise CutoutError("missing_wcs", f"{what}: unknown COORDSYS {coordsys!r}")
@@ -112,12 +126,14 @@ def read_healpix_map(path: Path | str, column: str | None, default_coordsys: str
         hdul.close()
     values[~np.isfinite(values) | (values <= UNSEEN * 0.9)] = np.nan
     order = "nested" if ordering == "NESTED" else "ring"
-    return HealpixMap(values, HEALPix(nside=nside, order=order, frame=FRAMES[coordsys]),
-                      coordsys, name, unit)
+    return HealpixMap(
+        values, HEALPix(nside=nside, order=order, frame=FRAMES[coordsys]), coordsys, name, unit
+    )
 
 
-def project(hmap: HealpixMap, ra: float, dec: float, npix: int = SZ_GRID,
-            pixel: u.Quantity = PLANCK_PIXEL):
+def project(
+    hmap: HealpixMap, ra: float, dec: float, npix: int = SZ_GRID, pixel: u.Quantity = PLANCK_PIXEL
+):
     """Gnomonic cutout of ``hmap`` centred on ICRS (ra, dec): (image, TAN WCS)."""
     wcs = tan_wcs(ra, dec, pixel.to_value(u.deg), npix)
     yy, xx = np.mgrid[0:npix, 0:npix]
@@ -132,13 +148,21 @@ class PlanckFetcher:
 
     name = "planck"
 
-    def __init__(self, config: PlanckConfig | None = None, *, cache: RequestCache | None = None,
-                 transport: Transport | None = None, allowed_protocols=None, sleep=None):
+    def __init__(
+        self,
+        config: PlanckConfig | None = None,
+        *,
+        cache: RequestCache | None = None,
+        transport: Transport | None = None,
+        allowed_protocols=None,
+        sleep=None,
+    ):
         self.config = config or PlanckConfig()
         self.cache = cache or RequestCache()
         self.transport = transport or DefaultTransport()
-        self.service = Service.from_config("planck", self.config, self.transport, self.cache,
-                                           allowed_protocols, sleep)
+        self.service = Service.from_config(
+            "planck", self.config, self.transport, self.cache, allowed_protocols, sleep
+        )
         self._map: HealpixMap | None = None
         self._map_error: CutoutError | None = None
         self._map_lock = threading.Lock()
@@ -152,10 +176,14 @@ class PlanckFetcher:
                 cfg = self.config
                 try:
                     self._map = self.service.fetch_file(
-                        cfg.map_url, storage_options=cfg.storage_options, suffix=".fits",
+                        cfg.map_url,
+                        storage_options=cfg.storage_options,
+                        suffix=".fits",
                         what=f"Planck y-map {cfg.map_url}",
-                        parse=lambda p: read_healpix_map(p, cfg.column, cfg.default_coordsys,
-                                                         f"y-map {cfg.map_url}"))
+                        parse=lambda p: read_healpix_map(
+                            p, cfg.column, cfg.default_coordsys, f"y-map {cfg.map_url}"
+                        ),
+                    )
                 except CutoutError as err:
                     if err.reason == "not_found":
                         err = CutoutError("no_coverage", f"the y-map is not at {cfg.map_url}")
@@ -167,33 +195,43 @@ class PlanckFetcher:
     def requests_made(self) -> int:
         return self.service.requests_made
 
-    def cutouts(self, targets: Iterable[Target], instrument: str = "sz"
-                ) -> Iterator[Cutout | CutoutFailure]:
+    def cutouts(
+        self, targets: Iterable[Target], instrument: str = "sz"
+    ) -> Iterator[Cutout | CutoutFailure]:
         # a map that cannot be had fails every target of this pass (quarantined, never raised);
         # the next pass tries it again
         with self._map_lock:
             self._map_error = None
-        return ordered_cutouts(lambda t: self.fetch_one(t, instrument), targets, instrument, 1,
-                               self.name)
+        return ordered_cutouts(
+            lambda t: self.fetch_one(t, instrument), targets, instrument, 1, self.name
+        )
 
     def fetch_one(self, target: Target, instrument: str = "sz") -> Cutout:
         hmap = self.load_map()
         image, wcs = project(hmap, target.ra, target.dec)
         finite = np.isfinite(image)
         c = SZ_GRID // 2
-        if not finite[c - 1:c + 1, c - 1:c + 1].all():
-            raise CutoutError("no_coverage", f"the y-map has no data at "
-                              f"({target.ra:.4f}, {target.dec:+.4f}) (UNSEEN pixels)")
-        hdul = image_hdul(image, wcs, {
-            "TELESCOP": "Planck",
-            "BUNIT": ("Compton-y", "dimensionless"),
-            "MAPCOL": (hmap.column, "column of the HEALPix y-map"),
-            "MAPUNIT": (hmap.unit, "unit as given in the map"),
-            "NSIDE": hmap.healpix.nside,
-            "ORDERING": hmap.healpix.order.upper(),
-            "MAPFRAME": (hmap.coordsys, "COORDSYS of the HEALPix map"),
-            "BEAMFWHM": (PLANCK_BEAM_FWHM.to_value(u.arcmin), "[arcmin] map resolution"),
-            "COVERAGE": (float(finite.mean()), "fraction of pixels with map data"),
-            "OBJECT": target.target_id,
-        })
-        return Cutout(target, instrument, hdul, {"map_url": self.config.map_url, "source": self.name})
+        if not finite[c - 1 : c + 1, c - 1 : c + 1].all():
+            raise CutoutError(
+                "no_coverage",
+                f"the y-map has no data at ({target.ra:.4f}, {target.dec:+.4f}) (UNSEEN pixels)",
+            )
+        hdul = image_hdul(
+            image,
+            wcs,
+            {
+                "TELESCOP": "Planck",
+                "BUNIT": ("Compton-y", "dimensionless"),
+                "MAPCOL": (hmap.column, "column of the HEALPix y-map"),
+                "MAPUNIT": (hmap.unit, "unit as given in the map"),
+                "NSIDE": hmap.healpix.nside,
+                "ORDERING": hmap.healpix.order.upper(),
+                "MAPFRAME": (hmap.coordsys, "COORDSYS of the HEALPix map"),
+                "BEAMFWHM": (PLANCK_BEAM_FWHM.to_value(u.arcmin), "[arcmin] map resolution"),
+                "COVERAGE": (float(finite.mean()), "fraction of pixels with map data"),
+                "OBJECT": target.target_id,
+            },
+        )
+        return Cutout(
+            target, instrument, hdul, {"map_url": self.config.map_url, "source": self.name}
+        )

@@ -32,6 +32,7 @@ from survey_mass.constants import (
 )
 from survey_mass.sources.mock.cosmo import angular_diameter_distance_mpc
 from survey_mass.sources.mock.universe import LX_SLOPE, Y_SLOPE
+from survey_mass.wcs import tan_wcs
 
 INSTRUMENT_STREAM = 2  # keys this instrument's noise stream per cluster
 #: GNFW (c500, gamma, alpha, beta) of Arnaud et al. 2010: eq. 12 (universal) and appendix C.
@@ -101,8 +102,11 @@ def y5r500_sr(clusters: pd.DataFrame) -> np.ndarray:
     y_sph = clusters["y500_da2"].to_numpy() / d_a**2
     merger = clusters["merger"].to_numpy(bool)
     cool = clusters["cool_core"].to_numpy(bool)
-    ratio = np.where(merger, y5r500_over_ysph("disturbed"),
-                     np.where(cool, y5r500_over_ysph("cool_core"), y5r500_over_ysph("universal")))
+    ratio = np.where(
+        merger,
+        y5r500_over_ysph("disturbed"),
+        np.where(cool, y5r500_over_ysph("cool_core"), y5r500_over_ysph("universal")),
+    )
     mu = np.where(merger, clusters["sub_fraction"].to_numpy(float), 0.0) ** (1.0 / LX_SLOPE)
     return y_sph * (ratio + mu**Y_SLOPE * y5r500_over_ysph("universal"))
 
@@ -150,15 +154,29 @@ def signal_map(state: pd.Series, npix: int = SZ_GRID + 2 * PAD) -> np.ndarray:
     cy = state.miscentre_mpc * np.sin(state.miscentre_angle) / d_a
     theta500 = state.r500_mpc / d_a
     half = npix / 2 * pixel
-    ymap = _gnfw_map(x - cx, y - cy, half - max(abs(cx), abs(cy)), theta500, y_sph_sr(state),
-                     profile_shape(state), state.ellipticity, state.position_angle)
+    ymap = _gnfw_map(
+        x - cx,
+        y - cy,
+        half - max(abs(cx), abs(cy)),
+        theta500,
+        y_sph_sr(state),
+        profile_shape(state),
+        state.ellipticity,
+        state.position_angle,
+    )
     if state.merger:
         # the sub-clump of mass ratio mu carries L_X ~ mu^LX_SLOPE (X-ray) and Y ~ mu^Y_SLOPE
         mu = state.sub_fraction ** (1.0 / LX_SLOPE)
         sx = cx + state.sub_offset_r500 * state.r500_mpc * np.cos(state.sub_angle) / d_a
         sy = cy + state.sub_offset_r500 * state.r500_mpc * np.sin(state.sub_angle) / d_a
-        ymap = ymap + _gnfw_map(x - sx, y - sy, half - max(abs(sx), abs(sy)),
-                                theta500 * mu ** (1 / 3), y_sph_sr(state) * mu**Y_SLOPE, "universal")
+        ymap = ymap + _gnfw_map(
+            x - sx,
+            y - sy,
+            half - max(abs(sx), abs(sy)),
+            theta500 * mu ** (1 / 3),
+            y_sph_sr(state) * mu**Y_SLOPE,
+            "universal",
+        )
     return ymap
 
 
@@ -187,7 +205,9 @@ def noise_cl(ell: np.ndarray) -> np.ndarray:
     sigma_b = beam_sigma_rad()
     c_white = SZ_WHITE_NOISE**2 * 4 * np.pi * sigma_b**2
     with np.errstate(divide="ignore"):
-        red = np.where(ell > 0, (SZ_NOISE_ELL_KNEE / np.maximum(ell, 1e-30)) ** SZ_NOISE_RED_INDEX, 0.0)
+        red = np.where(
+            ell > 0, (SZ_NOISE_ELL_KNEE / np.maximum(ell, 1e-30)) ** SZ_NOISE_RED_INDEX, 0.0
+        )
     return np.where(ell > 0, c_white * np.exp(-((ell * sigma_b) ** 2)) * (1 + red), 0.0)
 
 
@@ -195,8 +215,9 @@ def noise_map(rng: np.random.Generator, npix: int) -> np.ndarray:
     """A Gaussian noise realisation with power ``noise_cl`` plus white ``SZ_PIXEL_NOISE``."""
     pixel_sr = PLANCK_PIXEL.to_value(u.rad) ** 2
     white = rng.standard_normal((npix, npix))
-    shaped = np.fft.irfft2(np.fft.rfft2(white) * np.sqrt(noise_cl(_ell_grid(npix)) / pixel_sr),
-                           s=(npix, npix))
+    shaped = np.fft.irfft2(
+        np.fft.rfft2(white) * np.sqrt(noise_cl(_ell_grid(npix)) / pixel_sr), s=(npix, npix)
+    )
     return shaped + SZ_PIXEL_NOISE * rng.standard_normal((npix, npix))
 
 
@@ -213,15 +234,7 @@ def y_map(state: pd.Series, seed: int, *, beam: bool = True, noise: bool = True)
 
 def angular_grid_wcs(ra: float, dec: float, scale: u.Quantity, npix: int) -> WCS:
     """TAN WCS of an ``npix`` square grid of ``scale`` pixels centred on (ra, dec)."""
-    wcs = WCS(naxis=2)
-    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    wcs.wcs.crval = [ra, dec]
-    wcs.wcs.crpix = [(npix + 1) / 2, (npix + 1) / 2]
-    step = scale.to_value(u.deg)
-    wcs.wcs.cdelt = [-step, step]
-    wcs.wcs.cunit = ["deg", "deg"]
-    wcs.wcs.radesys = "ICRS"
-    return wcs
+    return tan_wcs(ra, dec, scale.to_value(u.deg), npix)
 
 
 def sz_hdul(state: pd.Series, seed: int) -> fits.HDUList:

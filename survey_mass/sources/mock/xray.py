@@ -22,6 +22,7 @@ from survey_mass.constants import (
     XRAY_APERTURE,
     XRAY_GRID,
 )
+from survey_mass.wcs import tan_wcs
 
 INSTRUMENT_STREAM = 1  # keys this instrument's noise stream per cluster
 SUPERSAMPLE = 3
@@ -30,14 +31,7 @@ SUPERSAMPLE = 3
 def physical_grid_wcs(ra: float, dec: float, z: float, width: u.Quantity, npix: int) -> WCS:
     """TAN WCS of an ``npix`` square grid ``width`` wide (physical length) centred on (ra, dec)."""
     scale_deg = (width / npix / COSMOLOGY.angular_diameter_distance(z) * u.rad).to_value(u.deg)
-    wcs = WCS(naxis=2)
-    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    wcs.wcs.crval = [ra, dec]
-    wcs.wcs.crpix = [(npix + 1) / 2, (npix + 1) / 2]
-    wcs.wcs.cdelt = [-scale_deg, scale_deg]
-    wcs.wcs.cunit = ["deg", "deg"]
-    wcs.wcs.radesys = "ICRS"
-    return wcs
+    return tan_wcs(ra, dec, scale_deg, npix)
 
 
 def _beta_cylinder_fraction(radius, rc, beta):
@@ -71,7 +65,9 @@ def expected_counts(c: pd.Series, npix: int = XRAY_GRID) -> tuple[np.ndarray, fl
     main = _beta_map(x, y, rc, c.beta, c.ellipticity, c.position_angle)
     # normalise so the core-excised luminosity is the main component's part in 0.15-1 R500 (the
     # core-excised annulus of Pratt et al. 2009): the core radius and beta then shape the core only
-    annulus = _beta_cylinder_fraction(r500, rc, c.beta) - _beta_cylinder_fraction(0.15 * r500, rc, c.beta)
+    annulus = _beta_cylinder_fraction(r500, rc, c.beta) - _beta_cylinder_fraction(
+        0.15 * r500, rc, c.beta
+    )
     lum = c.lx_excised / annulus * main
     if c.cool_core:
         lum = lum + c.core_fraction * c.lx_excised * _beta_map(x, y, 0.025 * r500, 0.7)
