@@ -34,20 +34,38 @@ def physical_grid_wcs(ra: float, dec: float, z: float, width: u.Quantity, npix: 
     return tan_wcs(ra, dec, scale_deg, npix)
 
 
-def _beta_cylinder_fraction(radius, rc, beta):
-    """Fraction of a projected beta model's flux inside ``radius`` (closed form)."""
+def _beta_cylinder_flux(radius, rc, beta):
+    """Flux of :func:`_beta_profile` inside a cylinder of ``radius`` (closed form).
+
+    ``[1 - (1 + (R/rc)^2)^(1 - p)] / (p - 1)`` with ``p = 3 beta - 1/2``, written with log1p/expm1
+    so that it stays exact as beta -> 1/2 (p -> 1), where it tends to ``ln(1 + (R/rc)^2)``: the
+    beta = 1/2 model's total flux diverges, but its flux inside any finite radius does not.
+    """
     p = 3 * beta - 0.5
-    return 1 - (1 + (radius / rc) ** 2) ** (1 - p)
+    log_term = np.log1p((radius / rc) ** 2)
+    if p == 1:
+        return log_term
+    return -np.expm1((1 - p) * log_term) / (p - 1)
 
 
-def _beta_map(x, y, rc, beta, ellipticity=0.0, angle=0.0):
-    """Projected beta model surface density, normalised to unit total flux."""
+def _beta_profile(x, y, rc, beta, ellipticity=0.0, angle=0.0):
+    """Projected beta model surface density ``(1 + r^2/rc^2)^(-p) / (pi rc^2)``, not normalised.
+
+    The elliptical radius keeps the area of each isophote, so the flux inside an elliptical
+    isophote is :func:`_beta_cylinder_flux` of its circularised radius.
+    """
     c, s = np.cos(angle), np.sin(angle)
     xr, yr = c * x + s * y, -s * x + c * y
     q = 1 - ellipticity
     r2 = (xr**2 * q + yr**2 / q) / rc**2
     p = 3 * beta - 0.5
-    return (p - 1) / (np.pi * rc**2) * (1 + r2) ** (-p)
+    return (1 + r2) ** (-p) / (np.pi * rc**2)
+
+
+def _beta_map(x, y, rc, beta, ellipticity=0.0, angle=0.0):
+    """Projected beta model surface density, normalised to unit total flux (needs beta > 1/2)."""
+    p = 3 * beta - 0.5
+    return (p - 1) * _beta_profile(x, y, rc, beta, ellipticity, angle)
 
 
 def expected_counts(c: pd.Series, npix: int = XRAY_GRID) -> tuple[np.ndarray, float]:
@@ -62,12 +80,12 @@ def expected_counts(c: pd.Series, npix: int = XRAY_GRID) -> tuple[np.ndarray, fl
     y = y - c.miscentre_mpc * np.sin(c.miscentre_angle)
     r500 = c.r500_mpc
     rc = c.core_radius_r500 * r500
-    main = _beta_map(x, y, rc, c.beta, c.ellipticity, c.position_angle)
+    main = _beta_profile(x, y, rc, c.beta, c.ellipticity, c.position_angle)
     # normalise so the core-excised luminosity is the main component's part in 0.15-1 R500 (the
-    # core-excised annulus of Pratt et al. 2009): the core radius and beta then shape the core only
-    annulus = _beta_cylinder_fraction(r500, rc, c.beta) - _beta_cylinder_fraction(
-        0.15 * r500, rc, c.beta
-    )
+    # core-excised annulus of Pratt et al. 2009): the core radius and beta then shape the core only.
+    # The annulus' flux is finite for every beta >= 1/2, also for beta = 1/2 (the lower clip of the
+    # universe's beta) whose total flux diverges: normalising to the total first gave 0/0 there.
+    annulus = _beta_cylinder_flux(r500, rc, c.beta) - _beta_cylinder_flux(0.15 * r500, rc, c.beta)
     lum = c.lx_excised / annulus * main
     if c.cool_core:
         lum = lum + c.core_fraction * c.lx_excised * _beta_map(x, y, 0.025 * r500, 0.7)
