@@ -14,8 +14,8 @@ from astropy import units as u
 
 from survey_mass.constants import ACIS_COUNTS_PER_ERG_CM2, COSMOLOGY, XRAY_APERTURE, XRAY_GRID
 from survey_mass.preprocess.batch import Prepared, prepare_batch
-from survey_mass.preprocess.resample import GridSpec
-from survey_mass.sources.base import Cutout
+from survey_mass.preprocess.resample import GridSpec, ResampleError
+from survey_mass.sources.base import Cutout, CutoutFailure
 from survey_mass.xp import to_numpy
 
 VERSION = "xray-v1"
@@ -50,8 +50,49 @@ def _scale(batch, cutouts: Sequence[Cutout], xp):
     return xp.arcsinh(lum / STRETCH)
 
 
+def _check_exposure(header) -> None:
+    """ResampleError unless EXPOSURE is a finite number of seconds > 0: counts become luminosity
+    by dividing by it, so a missing, zero, negative or NaN exposure would give inf/NaN inputs."""
+    if "EXPOSURE" not in header:
+        raise ResampleError(
+            "missing_header",
+            "FITS header lacks EXPOSURE: set it to the effective exposure in seconds"
+            " (e.g. the EVENTS header's EXPOSURE or LIVETIME)",
+        )
+    value = header["EXPOSURE"]
+    try:
+        exposure = float(value) if not isinstance(value, bool) else np.nan
+    except (TypeError, ValueError):
+        exposure = np.nan
+    if not (np.isfinite(exposure) and exposure > 0):
+        raise ResampleError(
+            "bad_exposure",
+            f"EXPOSURE = {value!r} is not a finite number of seconds > 0: set it to the effective"
+            " exposure in seconds (e.g. the EVENTS header's EXPOSURE or LIVETIME)",
+        )
+
+
 def preprocess_xray(cutouts: Sequence[Cutout], xp) -> Prepared:
-    """A batch of X-ray cutouts -> (N, 128, 128, 1) float32 model input on ``xp``, plus failures."""
-    return prepare_batch(
-        cutouts, GRID, xp, conserve_flux=True, required_keys=("EXPOSURE",), scale=_scale
+    """A batch of X-ray cutouts -> (N, 128, 128, 1) float32 model input on ``xp``, plus failures.
+
+    A cutout without a usable EXPOSURE leaves the batch as a failure (``missing_header`` or
+    ``bad_exposure``); the others go on.
+    """
+    usable: list[Cutout] = []
+    rejected: list[CutoutFailure] = []
+    for cutout in cutouts:
+        try:
+            _check_exposure(cutout.hdul[0].header)
+        except ResampleError as err:
+            rejected.append(CutoutFailure(cutout.target, cutout.instrument, err.reason, str(err)))
+            continue
+        usable.append(cutout)
+    prepared = prepare_batch(
+        usable, GRID, xp, conserve_flux=True, required_keys=("EXPOSURE",), scale=_scale
     )
+    if rejected:  # failures in the batch's order, as prepare_batch reports its own
+        position = {id(c.target): i for i, c in enumerate(cutouts)}
+        prepared.failures = sorted(
+            rejected + prepared.failures, key=lambda f: position.get(id(f.target), len(cutouts))
+        )
+    return prepared
