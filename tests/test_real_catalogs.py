@@ -1,7 +1,7 @@
 """Real-data validation of the readers, the crossmatch and the report: published catalogs vs each other.
 
-Reads ../shared/data through the ``shared_data`` fixture (skipped when absent). The expectations
-come from the papers and the catalogs' provenance, not from this code's own output.
+Reads ../shared/data through the ``real_catalog_paths`` fixture (skipped when absent). The
+expectations come from the papers and the catalogs' provenance, not from this code's own output.
 """
 
 from __future__ import annotations
@@ -14,21 +14,11 @@ import pandas as pd
 import pytest
 from astropy import units as u
 
-from survey_mass.crossmatch.external import load_definition, name_key, read_catalog
+from survey_mass.crossmatch.external import name_key, read_catalog
 from survey_mass.crossmatch.match import MatchSpec, partitioned_sky_match, sky_match
 from survey_mass.validate.job import load_report_job, run_report_job
 
 REPO = Path(__file__).resolve().parents[1]
-REAL = [
-    "sdss_redmapper",
-    "des_redmapper",
-    "psz2",
-    "mcxc",
-    "sptsz",
-    "act_dr5",
-    "erass1",
-    "deepplanck",
-]
 ROWS = {
     "sdss_redmapper": 26350,
     "des_redmapper": 21092,
@@ -42,18 +32,8 @@ ROWS = {
 
 
 @pytest.fixture(scope="module")
-def paths(shared_data):
-    """Catalog name -> its file in the shared data folder (the definitions' ``local``, relocated)."""
-    found = {}
-    for name in REAL:
-        local = load_definition(name).file.local
-        found[name] = str(shared_data / Path(local).relative_to("../shared/data"))
-    return found
-
-
-@pytest.fixture(scope="module")
-def catalogs(paths):
-    return {name: read_catalog(name, paths=paths) for name in REAL}
+def catalogs(real_catalog_paths):
+    return {name: read_catalog(name, paths=real_catalog_paths) for name in real_catalog_paths}
 
 
 def test_every_real_catalog_reads_with_its_published_row_count(catalogs):
@@ -97,10 +77,10 @@ def test_partitioned_crossmatch_of_real_catalogs_equals_whole_sky(catalogs):
 
 
 @pytest.fixture(scope="module")
-def real_report(paths, tmp_path_factory):
+def real_report(real_catalog_paths, tmp_path_factory):
     job = load_report_job(REPO / "jobs" / "real_catalogs_report.toml")
     out = tmp_path_factory.mktemp("real_report")
-    run_report_job(job.model_copy(update={"paths": paths, "out": str(out)}))
+    run_report_job(job.model_copy(update={"paths": real_catalog_paths, "out": str(out)}))
     summary = json.loads((out / "summary.json").read_text())["comparisons"]
     return out, {(c["catalog"], c["reference"]): c for c in summary}
 

@@ -9,7 +9,6 @@ import keras
 import numpy as np
 import pytest
 
-from survey_mass.cli import main
 from survey_mass.infer.ensemble import FoldEnsemble
 from survey_mass.models.optical import EXTRACTOR_NAME, PER_BAND_LAYER
 from survey_mass.preprocess.optical import preprocess_optical
@@ -19,22 +18,7 @@ from survey_mass.sources.mock.universe import UniverseSpec
 from survey_mass.train.data import training_clusters, training_inputs
 from survey_mass.train.optical import single_bands
 
-SPEC = """
-[train]
-instrument = "optical"
-ensemble = "optical-tiny"
-out = "{out}"
-n_clusters = 60
-folds = 3
-max_epochs = 1
-min_epochs = 1
-batch_size = 16
-augmentations_per_epoch = 1
-[train.universe]
-seed = 5
-log10_m500_min = 14.0
-z_max = 0.4
-[optical]
+OPTICAL_SETTINGS = """
 labelled_fraction = 0.75
 classifier_epochs = 8
 classifier_learning_rate = 2e-3
@@ -42,18 +26,14 @@ classifier_holdout = 0.3
 filters = [4, 8, 16]
 hidden = [8]
 dropout = [0.0]
-work = "{work}"
 """
 
 
 @pytest.fixture(scope="module")
-def entry(tmp_path_factory):
-    root = tmp_path_factory.mktemp("optical")
-    spec = root / "train_optical.toml"
-    spec.write_text(SPEC.format(out=root / "zoo" / "optical-tiny", work=root / "work"))
-    assert main(["train", str(spec)]) == 0
-    out = root / "zoo" / "optical-tiny"
-    return out, json.loads((out / "manifest.json").read_text())
+def entry(tiny_training, tmp_path_factory):
+    training = tiny_training("optical", n_clusters=60, z_max=0.4, settings=OPTICAL_SETTINGS)
+    _, out, manifest = training.run(tmp_path_factory.mktemp("optical"))
+    return out, manifest
 
 
 @pytest.fixture(scope="module")

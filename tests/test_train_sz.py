@@ -16,38 +16,22 @@ from survey_mass.sources.mock.universe import UniverseSpec, clusters_per_deg2
 from survey_mass.train.data import training_clusters, training_inputs
 from survey_mass.train.sz import bin_universe, choose
 
-SPEC = """
-[train]
-instrument = "sz"
-ensemble = "sz-tiny"
-out = "{out}"
-n_clusters = 30
-folds = 3
-max_epochs = 1
-min_epochs = 1
-batch_size = 16
-augmentations_per_epoch = 1
-[train.universe]
-seed = 5
-log10_m500_min = 14.0
-z_max = 0.2
-[sz]
+SZ_SETTINGS = """
 trainings = 2
 filters = [4, 8]
 hidden = [8]
 dropout = [0.0]
-work = "{work}"
 """
 
 
 @pytest.fixture(scope="module")
-def entry(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sz")
-    spec = root / "train_sz.toml"
-    spec.write_text(SPEC.format(out=root / "zoo" / "sz-tiny", work=root / "work"))
-    assert main(["train", str(spec)]) == 0
-    out = root / "zoo" / "sz-tiny"
-    return spec, out, json.loads((out / "manifest.json").read_text())
+def training(tiny_training):
+    return tiny_training("sz", n_clusters=30, z_max=0.2, settings=SZ_SETTINGS)
+
+
+@pytest.fixture(scope="module")
+def entry(training, tmp_path_factory):
+    return training.run(tmp_path_factory.mktemp("sz"))
 
 
 def test_one_member_per_fold_and_bin_routed_by_redshift(entry):
@@ -154,9 +138,9 @@ def test_new_metrics_are_rehashed_into_the_manifest(entry, tmp_path, monkeypatch
     FoldEnsemble(copy)  # members untouched: still pass their hash checks
 
 
-def test_unknown_sz_setting_is_refused(tmp_path):
+def test_unknown_sz_setting_is_refused(training, tmp_path):
     spec = tmp_path / "bad.toml"
-    spec.write_text(SPEC.format(out=tmp_path / "o", work=tmp_path / "w") + "filterz = [1]\n")
+    spec.write_text(training.spec(out=tmp_path / "o", work=tmp_path / "w") + "filterz = [1]\n")
     assert main(["train", str(spec)]) == 2
 
 
