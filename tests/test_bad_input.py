@@ -87,12 +87,12 @@ SPOILERS = {
     ),
     "exposure_text": (
         edit(lambda h: h[0].header.__setitem__("EXPOSURE", "unknown")),
-        "xray:preprocessing_error",
+        "xray:bad_exposure",
     ),
     "source_bug": (_raise_in_the_source, "xray:source_error"),
     "exposure_zero": (
         edit(lambda h: h[0].header.__setitem__("EXPOSURE", 0.0)),
-        "xray:nonfinite_input",
+        "xray:bad_exposure",
     ),
 }
 
