@@ -102,7 +102,7 @@ def test_a_tampered_model_stops_the_run_before_any_worker_starts(tmp_path, capsy
     )
     assert main(["run", str(job), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert f"models.xray: zoo member {member} fails its integrity check" in err
+    assert f"models.xray: zoo file {member} fails its integrity check" in err
     assert "Traceback" not in err
     assert not (tmp_path / "out").exists()
 

@@ -1,4 +1,5 @@
-"""``survey-mass zoo``: list and verify model ensembles; import the published DeepPlanck models."""
+"""``survey-mass zoo``: list and verify model ensembles, recalibrate their sigmas from their fold
+records, import the published DeepPlanck models."""
 
 from __future__ import annotations
 
@@ -20,10 +21,29 @@ def run_list(args: argparse.Namespace) -> int:
                 print(f"{entry.name:16s} REFUSED: {err}")
                 continue
             held = m.get("held_out", {})
-            quality = f"held-out scatter {held['scatter']:.3f} dex" if held else ""
+            held = held.get("joint", held)  # a joint entry's held-out block compares estimators
+            quality = f"held-out scatter {held['scatter']:.3f} dex" if "scatter" in held else ""
             print(
                 f"{m['ensemble']:16s} {m['instrument']:8s} {len(m['members'])} members  "
                 f"{m.get('preprocessing', '')}  {quality}  ({entry})"
+            )
+    return 0
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    from survey_mass.infer.ensemble import resolve_entry
+    from survey_mass.train.evaluate import calibrate_entry
+
+    for name in args.entries:
+        path = resolve_entry(name, args.zoo)
+        cal = calibrate_entry(path)
+        groups = cal.get("z_bins") or [cal]
+        for g in groups:
+            where = f"z in {tuple(g['z_bin'])}" if g.get("z_bin") else "all z"
+            print(
+                f"{name} ({where}): 95% half-width {g['interval_95']:.2f} sigma; test-fold "
+                f"coverage 68%: {100 * g['coverage_68']:.1f}%, 95%: {100 * g['coverage_95']:.1f}% "
+                f"of {g['n_test']}"
             )
     return 0
 
@@ -43,6 +63,14 @@ def register(subparsers) -> None:
     ls = sub.add_parser("list", help="every ensemble with its checks and held-out quality")
     ls.add_argument("--zoo", help="an extra zoo folder to list")
     ls.set_defaults(func=run_list)
+    cal = sub.add_parser(
+        "calibrate",
+        help="recalibrate sigmas and 95% intervals from the entries' validation folds, and "
+        "measure their coverage on the test folds (no retraining)",
+    )
+    cal.add_argument("entries", nargs="+", help="zoo names or folders, e.g. xray-v1 sz-v1")
+    cal.add_argument("--zoo", help="an extra zoo folder to look in")
+    cal.set_defaults(func=run_calibrate)
     dp = sub.add_parser("deepplanck", help="convert the published DeepPlanck SZ weights (HDF5)")
     dp.add_argument(
         "--source", help="folder with bestmodel-{1..4}.h5 (default ../shared/data/deepplanck)"

@@ -5,6 +5,8 @@ Per cluster: ``log10_m500`` = mean of the members, ``spread`` = their standard d
 members' mean predicted variance times the manifest's ``calibration.sigma_scale``) or, for members
 without one, the calibrated constant ``calibration.sigma_dex`` (else the held-out ``scatter_dex``):
 members agree on a cluster they all misjudge, so their spread alone would understate the error.
+The 95% half-width is ``calibration.interval_95`` sigmas (measured on validation folds; 1.96 for
+an entry without one). An entry with one model per redshift bin has a calibration per bin.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from survey_mass.constants import Z_BINS
+from survey_mass.constants import GAUSS_95, Z_BINS
 from survey_mass.errors import UserError
-from survey_mass.models.manifest import verify_manifest
+from survey_mass.models.manifest import entry_version, verify_manifest
 from survey_mass.preprocess.augment import tta_mean
 from survey_mass.xp import to_numpy
 
@@ -49,7 +51,8 @@ def resolve_entry(name_or_path: str, extra_zoo: str | None = None) -> Path:
 class Prediction:
     log10_m500: np.ndarray  # dex [log10 Msun]
     spread: np.ndarray  # dex, std over members
-    sigma: np.ndarray  # dex, total 1-sigma
+    sigma: np.ndarray  # dex, total 1-sigma (68% half-width)
+    half_width_95: np.ndarray  # dex
 
 
 class FoldEnsemble:
@@ -73,6 +76,7 @@ class FoldEnsemble:
         self.scatter = float(calibration.get("sigma_dex", self.manifest.get("scatter_dex", 0.0)))
         self.by_z_bin = self.manifest.get("combine", "mean") == "by_z_bin"
         standardisation = self.manifest.get("standardisation")
+        per_bin = {tuple(c["z_bin"]): c for c in calibration.get("z_bins", []) if c.get("z_bin")}
         self.members = []
         for m in self.manifest["members"]:
             model = keras.models.load_model(self.path / m["file"], safe_mode=True, compile=False)
@@ -81,13 +85,14 @@ class FoldEnsemble:
             if standardisation and z_bin is not None:
                 i = [tuple(b) for b in Z_BINS].index(z_bin)
                 mu, sigma = standardisation["mu"][i], standardisation["sigma"][i]
-            scatter = float(m.get("scatter_dex", self.scatter))  # per-bin held-out scatter
-            self.members.append((model, z_bin, mu, sigma, scatter))
+            own = per_bin.get(z_bin, calibration)
+            scatter = float(own.get("sigma_dex", m.get("scatter_dex", self.scatter)))
+            interval_95 = float(own.get("interval_95", GAUSS_95))
+            self.members.append((model, z_bin, mu, sigma, scatter, interval_95))
 
     @property
     def version(self) -> str:
-        digest = self.manifest["members"][0]["sha256"][:8]
-        return f"{self.name}@{digest}"
+        return entry_version(self.manifest)
 
     def _member_predict(self, model, inputs, batch_size: int) -> np.ndarray:
         """(N, 2): log10 M and the aleatoric variance (NaN for a member without one)."""
@@ -104,7 +109,7 @@ class FoldEnsemble:
 
     def _group_predict(self, members, inputs, xp, tta: bool, batch_size: int) -> np.ndarray:
         per_member = []
-        for model, _, mu, sigma, _ in members:
+        for model, _, mu, sigma, *_ in members:
             x = inputs if (mu, sigma) == (0.0, 1.0) else ((inputs - mu) / sigma).astype(xp.float32)
 
             def predict(b, model=model):
@@ -117,7 +122,7 @@ class FoldEnsemble:
         """log10 M500 for a (N, H, W, C) batch on ``xp``; NaN where no member covers a target's z."""
         n = len(inputs)
         mean, spread, aleatoric = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
-        scatter = np.full(n, self.scatter)
+        scatter, interval_95 = np.full(n, self.scatter), np.full(n, GAUSS_95)
         if self.by_z_bin:
             if z is None:
                 raise ValueError(f"ensemble {self.name} has one model per redshift bin: pass z")
@@ -138,8 +143,10 @@ class FoldEnsemble:
             spread[rows] = stack[..., 0].std(axis=0, ddof=1) if len(stack) > 1 else 0.0
             aleatoric[rows] = stack[..., 1].mean(axis=0)
             scatter[rows] = np.mean([m[4] for m in members])
+            interval_95[rows] = np.mean([m[5] for m in members])
         noise = np.where(np.isnan(aleatoric), scatter**2, self.sigma_scale**2 * aleatoric)
-        return Prediction(mean, spread, np.sqrt(spread**2 + noise))
+        sigma = np.sqrt(spread**2 + noise)
+        return Prediction(mean, spread, sigma, interval_95 * sigma)
 
 
 def _to_framework(batch):

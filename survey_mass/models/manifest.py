@@ -18,6 +18,8 @@ from survey_mass.constants import INSTRUMENTS
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
 _RESERVED = ("manifest_version", "ensemble", "instrument", "members")
+#: what a zoo entry weighs: one instrument, or the joint combination of them
+ENTRY_KINDS = (*INSTRUMENTS, "joint")
 
 
 class ModelIntegrityError(RuntimeError):
@@ -60,8 +62,8 @@ def write_manifest(
     (inputs, preprocessing, source, ...) and must be JSON-serialisable.
     """
     directory = Path(directory)
-    if instrument not in INSTRUMENTS:
-        raise ValueError(f"instrument {instrument!r} is not one of {INSTRUMENTS}")
+    if instrument not in ENTRY_KINDS:
+        raise ValueError(f"instrument {instrument!r} is not one of {ENTRY_KINDS}")
     if not members:
         raise ValueError(f"ensemble {ensemble_name!r} needs at least one member")
     clash = sorted(set(fields) & set(_RESERVED))
@@ -71,7 +73,9 @@ def write_manifest(
     for member in members:
         path = _member_path(directory, member)
         if not path.is_file():
-            raise FileNotFoundError(f"member file {path} does not exist: write it before the manifest")
+            raise FileNotFoundError(
+                f"member file {path} does not exist: write it before the manifest"
+            )
         hashed.append({**member, "sha256": sha256_file(path)})
     manifest = {
         "manifest_version": MANIFEST_VERSION,
@@ -106,19 +110,29 @@ def read_manifest(directory: str | os.PathLike) -> dict:
     return manifest
 
 
+def entry_version(manifest: dict) -> str:
+    """``name@sha8`` of an entry (its first member's hash): what catalogs record as the model."""
+    return f"{manifest['ensemble']}@{manifest['members'][0]['sha256'][:8]}"
+
+
 def verify_manifest(directory: str | os.PathLike) -> dict:
-    """Read the manifest and check every member's sha256; returns the manifest if all match."""
+    """Read the manifest and check the sha256 of every file it lists; returns it if all match.
+
+    Those are the members and any top-level ``{"file", "sha256"}`` entry (``metrics``,
+    ``band_classifier``): a metrics file edited by hand is refused like a changed model.
+    """
     directory = Path(directory)
     manifest = read_manifest(directory)
-    for member in manifest["members"]:
+    extras = [v for v in manifest.values() if isinstance(v, dict) and {"file", "sha256"} <= set(v)]
+    for member in [*manifest["members"], *extras]:
         path = _member_path(directory, member)
         expected = member.get("sha256")
         if not path.is_file():
-            raise ModelIntegrityError(f"zoo member {path} listed in the manifest is missing")
+            raise ModelIntegrityError(f"zoo file {path} listed in the manifest is missing")
         actual = sha256_file(path)
         if actual != expected:
             raise ModelIntegrityError(
-                f"zoo member {path} fails its integrity check: expected sha256 {expected}, "
+                f"zoo file {path} fails its integrity check: expected sha256 {expected}, "
                 f"actual {actual}; the file was changed or corrupted, rebuild the zoo entry"
             )
     return manifest

@@ -222,15 +222,65 @@ def entry_groups(path: str | Path) -> list[HeldOutGroup]:
     return list(groups.values())
 
 
+def calibrate_entry(path: str | Path) -> dict:
+    """Recalibrate a finished entry's sigmas from its fold records, without retraining.
+
+    Calibration is on the validation folds and coverage is measured on the test folds (never seen
+    by the member that predicts them), per training group: each redshift bin of a ``by_z_bin``
+    entry gets its own sigma and 95% half-width. The manifest is rewritten; members are untouched,
+    so their hashes (and the joint model fitted on them) stay valid. Returns the calibration.
+    """
+    from survey_mass.train.ensemble import calibrate, held_out_frames
+
+    path = Path(path)
+    manifest = verify_manifest(path)
+    per_group, vals, tests = [], [], []
+    for group in entry_groups(path):
+        truth = training_clusters(group.universe, group.n_clusters)
+        val, test = held_out_frames(group.records, truth)
+        z_bin = group.records[0].get("z_bin") or next(
+            (m.get("z_bin") for m in manifest["members"] if m["file"] == group.records[0]["file"]),
+            None,
+        )
+        per_group.append({"z_bin": z_bin, **calibrate(val, test)})
+        vals.append(val)
+        tests.append(test)
+    if len(per_group) == 1:
+        calibration = {k: v for k, v in per_group[0].items() if k != "z_bin"}
+    else:
+        n = np.array([g["n_test"] for g in per_group], dtype=float)
+        calibration = {
+            "kind": "per_z_bin",
+            "z_bins": per_group,
+            "coverage_68": float(np.average([g["coverage_68"] for g in per_group], weights=n)),
+            "coverage_95": float(np.average([g["coverage_95"] for g in per_group], weights=n)),
+            "n_validation": int(sum(g["n_validation"] for g in per_group)),
+            "n_test": int(n.sum()),
+        }
+    fields = {
+        k: v
+        for k, v in manifest.items()
+        if k not in ("manifest_version", "ensemble", "instrument", "members")
+    }
+    write_manifest(
+        path,
+        manifest["ensemble"],
+        manifest["instrument"],
+        manifest["members"],
+        **{**fields, "calibration": calibration},
+    )
+    return calibration
+
+
 def evaluate_entry(path: str | Path) -> dict:
     """Metrics of a finished zoo entry, without retraining, written to its ``metrics.json``.
 
-    An entry whose manifest lists the metrics file gets its manifest rewritten with the new hash.
+    The manifest is rewritten with the new file's hash, which loading then checks.
     """
     manifest = verify_manifest(path)
     summary = evaluate_groups(manifest["ensemble"], manifest["instrument"], entry_groups(path))
     reference = write_metrics(path, summary)
-    if "metrics" in manifest and manifest["metrics"] != reference:
+    if manifest.get("metrics") != reference:
         written_by_it = ("manifest_version", "ensemble", "instrument", "members")
         fields = {k: v for k, v in manifest.items() if k not in written_by_it}
         write_manifest(

@@ -40,7 +40,12 @@ from survey_mass.train.assemble import (
 )
 from survey_mass.train.data import training_clusters, training_inputs
 from survey_mass.train.ensemble import train_fold_ensemble
-from survey_mass.train.evaluate import HeldOutGroup, evaluate_groups, write_metrics
+from survey_mass.train.evaluate import (
+    HeldOutGroup,
+    calibrate_entry,
+    evaluate_groups,
+    write_metrics,
+)
 from survey_mass.train.spec import TrainSpec
 
 #: a validation |bias| within this counts as unbiased when choosing among trainings [dex]
@@ -188,7 +193,9 @@ def train_sz(spec: TrainSpec, settings: SZSettings, progress: bool = True) -> tu
             "architecture": {"name": "sz_vgg", **settings.model_dump(exclude={"work"})},
         },
     )
-    return replace_entry(staging, out), metrics
+    out = replace_entry(staging, out)
+    calibrate_entry(out)  # per redshift bin, on its validation folds
+    return out, metrics
 
 
 def _choose_members(runs: list[Path], folds: int, staging: Path, prefix: str) -> list[dict]:
