@@ -97,6 +97,12 @@ class ModelsSpec(_Strict):
     xray: str = "xray-v1"
     sz: str = "sz-v1"
     optical: str = "optical-v1"
+    joint: str = Field(
+        "auto",
+        description="how the instruments' masses combine: a joint zoo entry (name or path), "
+        "'inverse-variance', or 'auto' (the shipped joint-v1 when it was fitted on the job's "
+        "ensembles, else inverse-variance)",
+    )
     zoo: str | None = Field(None, description="extra zoo folder searched before the shipped one")
     tta: bool = Field(False, description="average the 8 dihedral transforms at inference")
 

@@ -23,7 +23,13 @@ from survey_mass.catalog.writer import done_shards, finalize, is_complete, write
 from survey_mass.config import JobSpec
 from survey_mass.errors import UserError
 from survey_mass.infer.ensemble import load_ensemble, resolve_entry
-from survey_mass.models.manifest import ModelIntegrityError, read_manifest, verify_manifest
+from survey_mass.infer.joint import JOINT, inverse_variance, load_joint
+from survey_mass.models.manifest import (
+    ModelIntegrityError,
+    entry_version,
+    read_manifest,
+    verify_manifest,
+)
 from survey_mass.preprocess import PREPROCESSORS
 from survey_mass.preprocess.batch import Prepared
 from survey_mass.sources import build_source
@@ -36,11 +42,52 @@ LARGE_SPREAD_DEX = 0.15
 MIN_IN_FLIGHT, IN_FLIGHT_PER_THREAD = 8, 4
 
 
+#: the joint entry ``models.joint = "auto"`` uses when it was fitted on the job's ensembles
+SHIPPED_JOINT = "joint-v1"
+
+
 def model_paths(spec: JobSpec) -> dict[str, str]:
-    return {
+    """Zoo folder per instrument, and under ``"joint"`` the joint entry when one combines them."""
+    paths = {
         inst: str(resolve_entry(getattr(spec.models, inst), spec.models.zoo))
         for inst in spec.instruments
     }
+    joint = joint_path(spec, paths)
+    return {**paths, JOINT: joint} if joint else paths
+
+
+def joint_path(spec: JobSpec, paths: dict[str, str]) -> str | None:
+    """The joint entry for ``models.joint``, or None for the inverse-variance mean.
+
+    A joint model is only valid for the ensembles it was fitted on: ``auto`` falls back to the
+    inverse-variance mean for others, a named entry is refused.
+    """
+    choice = spec.models.joint
+    if choice == "inverse-variance":
+        return None
+    auto = choice == "auto"
+    try:
+        path = resolve_entry(SHIPPED_JOINT if auto else choice, spec.models.zoo)
+    except UserError:
+        if auto:
+            return None
+        raise
+    fitted = read_manifest(path).get("fitted_on", {})
+    mismatch = [
+        f"{inst} is {entry_version(read_manifest(p))}, the joint model was fitted on "
+        f"{fitted.get(inst, 'no ' + inst)}"
+        for inst, p in paths.items()
+        if fitted.get(inst) != entry_version(read_manifest(p))
+    ]
+    if not mismatch:
+        return str(path)
+    if auto:
+        return None
+    raise UserError(
+        f"models.joint = {choice!r} cannot combine this job's ensembles ({'; '.join(mismatch)}): "
+        "set models.joint = 'inverse-variance', or fit a joint entry on them "
+        "(survey-mass train jobs/train_joint.toml)"
+    )
 
 
 def check_models(paths: dict[str, str]) -> None:
@@ -131,13 +178,16 @@ def _fetch(source, targets: list[Target], instrument: str) -> list:
         return items
 
 
-def _weigh(spec: JobSpec, targets: list[Target], instrument: str, path: str, xp):
-    """(target_id -> (log M, spread, sigma), target_id -> failure) for one instrument."""
-    source = build_source(spec)
-    ensemble = load_ensemble(path)
+def weigh(
+    source, ensemble, targets: list[Target], instrument: str, xp, batch_size: int, tta: bool
+) -> tuple[dict, dict]:
+    """(target_id -> (log M, spread, sigma), target_id -> failure) of one instrument's ensemble.
+
+    The one path from targets to masses: the job's shards and the joint model's fitting use it.
+    """
     results, failures = {}, {}
-    for start in range(0, len(targets), spec.batch_size):
-        chunk = targets[start : start + spec.batch_size]
+    for start in range(0, len(targets), batch_size):
+        chunk = targets[start : start + batch_size]
         cutouts = []
         for item in _fetch(source, chunk, instrument):
             if isinstance(item, CutoutFailure):
@@ -149,9 +199,7 @@ def _weigh(spec: JobSpec, targets: list[Target], instrument: str, path: str, xp)
             failures[f.target.target_id] = f
         if prepared.cutouts:
             z = np.array([c.target.z for c in prepared.cutouts])
-            pred = ensemble.predict(
-                prepared.inputs, z=z, xp=xp, tta=spec.models.tta, batch_size=spec.batch_size
-            )
+            pred = ensemble.predict(prepared.inputs, z=z, xp=xp, tta=tta, batch_size=batch_size)
             for i, c in enumerate(prepared.cutouts):
                 if np.isnan(pred.log10_m500[i]):
                     failures[c.target.target_id] = CutoutFailure(
@@ -166,7 +214,7 @@ def _weigh(spec: JobSpec, targets: list[Target], instrument: str, path: str, xp)
                         pred.spread[i],
                         pred.sigma[i],
                     )
-    return results, failures, ensemble.version
+    return results, failures
 
 
 def process_shard(spec: JobSpec, shard: Shard, paths: dict[str, str], job_hash_: str) -> dict:
@@ -179,14 +227,17 @@ def process_shard(spec: JobSpec, shard: Shard, paths: dict[str, str], job_hash_:
     ]
     xp = array_module(spec.device)
     per_inst, versions = {}, []
+    source = build_source(spec)
     for inst in spec.instruments:
-        results, failures, version = _weigh(spec, targets, inst, paths[inst], xp)
-        per_inst[inst] = (results, failures)
-        versions.append(version)
+        ensemble = load_ensemble(paths[inst])
+        per_inst[inst] = weigh(
+            source, ensemble, targets, inst, xp, spec.batch_size, spec.models.tta
+        )
+        versions.append(ensemble.version)
 
     cat = good[["target_id", "ra", "dec", "z"]].copy()
     flags = np.zeros(len(cat), dtype=np.int32)
-    means, variances = [], []
+    means, sigmas = {}, {}
     for inst in spec.instruments:
         results, _ = per_inst[inst]
         values = np.array(
@@ -197,18 +248,18 @@ def process_shard(spec: JobSpec, shard: Shard, paths: dict[str, str], job_hash_:
         )
         flags |= np.where(np.isnan(values[:, 0]), FLAG_MISSING[inst], 0).astype(np.int32)
         flags |= np.where(values[:, 1] > LARGE_SPREAD_DEX, FLAG_LARGE_SPREAD, 0).astype(np.int32)
-        means.append(values[:, 0])
-        variances.append(values[:, 2] ** 2)
-    weights = 1.0 / np.stack(variances)
-    usable = np.isfinite(weights) & np.isfinite(np.stack(means))
-    weights = np.where(usable, weights, 0.0)
-    total = weights.sum(axis=0)
-    weighed = total > 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        joint = (np.where(usable, np.stack(means), 0.0) * weights).sum(axis=0) / total
-        joint_sigma = 1.0 / np.sqrt(total)
-    cat["logm500"], cat["logm500_sigma"] = joint, joint_sigma
-    cat["logm500_p16"], cat["logm500_p84"] = joint - joint_sigma, joint + joint_sigma
+        means[inst], sigmas[inst] = values[:, 0], values[:, 2]
+    if JOINT in paths:
+        joint_model = load_joint(paths[JOINT])
+        joint = joint_model.combine(cat["z"].to_numpy(), means, sigmas)
+        versions.append(joint_model.version)
+    else:
+        joint = inverse_variance(means, sigmas)
+    weighed = np.isfinite(joint.log10_m500)
+    m, sigma, half95 = joint.log10_m500, joint.sigma, joint.half_width_95
+    cat["logm500"], cat["logm500_sigma"] = m, sigma
+    cat["logm500_p16"], cat["logm500_p84"] = m - sigma, m + sigma
+    cat["logm500_p2_5"], cat["logm500_p97_5"] = m - half95, m + half95
     cat["flags"] = flags
     cat["models"] = ",".join(versions)
     cat["_healpix_29"] = spatial_index(cat["ra"].to_numpy(), cat["dec"].to_numpy())
@@ -293,7 +344,9 @@ def run_job(spec: JobSpec, client=None, progress: bool = True) -> RunSummary:
         with open_client(spec.cluster, client) as c:
             try:
                 c.register_plugin(
-                    EnsemblePlugin(list(paths.values()), spec.cluster.threads_per_worker)
+                    EnsemblePlugin(
+                        [p for k, p in paths.items() if k != JOINT], spec.cluster.threads_per_worker
+                    )
                 )
             except Exception as err:  # e.g. Keras safe_mode refusing a member
                 raise UserError(
@@ -361,6 +414,9 @@ def run_job(spec: JobSpec, client=None, progress: bool = True) -> RunSummary:
             inst: {"path": p, "members": [m["sha256"] for m in read_manifest(p)["members"]]}
             for inst, p in paths.items()
         },
+        "combination": (
+            entry_version(read_manifest(paths[JOINT])) if JOINT in paths else "inverse-variance"
+        ),
         "order": order,
         "shards": len(shards),
     }

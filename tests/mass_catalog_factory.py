@@ -48,6 +48,8 @@ def write_mass_catalog(
     full["logm500_sigma"] = sigma
     full["logm500_p16"] = logm - sigma
     full["logm500_p84"] = logm + sigma
+    full["logm500_p2_5"] = logm - 1.96 * sigma
+    full["logm500_p97_5"] = logm + 1.96 * sigma
     full["flags"] = np.zeros(n, np.int32)
     full["models"] = "test-v1"
     pixels = full[SPATIAL_INDEX].to_numpy() >> (2 * (29 - order))

@@ -65,6 +65,8 @@ def test_predicted_masses_follow_the_mock_truth(finished):
     inside = (delta.abs() < cat["logm500_sigma"]).mean()
     assert 0.5 < inside < 0.9
     assert (cat["logm500_p84"] > cat["logm500_p16"]).all()
+    assert (cat["logm500_p2_5"] < cat["logm500_p16"]).all()
+    assert (cat["logm500_p97_5"] > cat["logm500_p84"]).all()
 
 
 def test_catalog_reads_with_pyarrow_and_duckdb_with_units_and_provenance(finished):
@@ -75,6 +77,7 @@ def test_catalog_reads_with_pyarrow_and_duckdb_with_units_and_provenance(finishe
     provenance = json.loads(schema.metadata[b"survey_mass.provenance"])
     assert provenance["job"]["name"] == "pipeline-test"
     assert len(provenance["models"]["xray"]["members"]) >= 3
+    assert provenance["combination"].startswith("joint-v1@")  # the shipped joint model
     assert pq.read_metadata(root / "_metadata").num_rows == summary.rows
     files = str(root / "catalog" / "**" / "*.parquet")
     n, mean = duckdb.sql(f"SELECT count(*), avg(logm500) FROM read_parquet('{files}')").fetchall()[

@@ -45,12 +45,24 @@ def catalog_schema(instruments: list[str]) -> pa.Schema:
             ),
         ]
     fields += [
-        _field("logm500", pa.float64(), "dex(Msun)", "joint log10 M500c (inverse-variance mean)"),
-        _field("logm500_sigma", pa.float64(), "dex", "1-sigma error of logm500"),
+        _field(
+            "logm500",
+            pa.float64(),
+            "dex(Msun)",
+            "joint log10 M500c: the joint model named in `models`, else the inverse-variance mean",
+        ),
+        _field("logm500_sigma", pa.float64(), "dex", "half-width of the 68% interval of logm500"),
         _field("logm500_p16", pa.float64(), "dex(Msun)", "16th percentile of log10 M500c"),
         _field("logm500_p84", pa.float64(), "dex(Msun)", "84th percentile of log10 M500c"),
+        _field("logm500_p2_5", pa.float64(), "dex(Msun)", "2.5th percentile of log10 M500c"),
+        _field("logm500_p97_5", pa.float64(), "dex(Msun)", "97.5th percentile of log10 M500c"),
         _field("flags", pa.int32(), "", "bits: 1/2/4 xray/sz/optical missing, 8 large fold spread"),
-        _field("models", pa.string(), "", "ensemble versions used, comma-separated"),
+        _field(
+            "models",
+            pa.string(),
+            "",
+            "ensemble versions used (and the joint model), comma-separated",
+        ),
     ]
     return pa.schema(fields)
 

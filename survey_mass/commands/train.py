@@ -1,7 +1,8 @@
 """``survey-mass train SPEC.toml``: train an ensemble on the mock survey into the zoo.
 
 X-ray trains one fold ensemble; SZ one per redshift bin (best of N trainings, ``[sz]`` table);
-optical the two-step model (``[optical]`` table). Every run ends with the held-out metrics of the
+optical the two-step model (``[optical]`` table); a ``[joint]`` spec fits the joint model that
+combines the shipped ensembles (``survey_mass.train.joint``). Every ensemble's run ends with the held-out metrics of the
 CNN against its summary-statistic baseline, per redshift bin, printed and saved as the entry's
 ``metrics.json``. ``--evaluate-only`` recomputes them for an entry already trained.
 """
@@ -44,7 +45,14 @@ def run(args: argparse.Namespace) -> int:
     from survey_mass.errors import UserError
     from survey_mass.train.assemble import load_settings
     from survey_mass.train.evaluate import evaluate_entry, format_metrics
+    from survey_mass.train.joint import format_comparison, load_joint_spec, train_joint
 
+    joint = load_joint_spec(args.spec) if Path(args.spec).is_file() else None
+    if joint is not None:
+        out, comparison = train_joint(joint)
+        print(f"{joint.ensemble}: written to {out}")
+        print(format_comparison(comparison))
+        return 0
     spec = load_train_spec(args.spec)
     if args.evaluate_only:
         out = Path(spec.out)
@@ -74,7 +82,9 @@ def run(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train an ensemble on the mock survey into the zoo")
     p.add_argument(
-        "spec", help="training spec TOML with a [train] table (e.g. jobs/train_xray.toml)"
+        "spec",
+        help="training spec TOML with a [train] table (e.g. jobs/train_xray.toml), or a [joint] "
+        "table (jobs/train_joint.toml)",
     )
     p.add_argument(
         "--evaluate-only",
