@@ -153,8 +153,12 @@ def _to_framework(batch):
     """NumPy passes as is; a CuPy batch goes to TensorFlow by DLPack, without a host copy."""
     if isinstance(batch, np.ndarray):
         return batch
+    import cupy
     import tensorflow as tf
 
+    # CuPy's preprocessing kernels run on CuPy's current stream and TensorFlow reads on its own:
+    # let them finish before TensorFlow sees the memory, or it may read a half-written batch
+    cupy.cuda.get_current_stream().synchronize()
     return tf.experimental.dlpack.from_dlpack(batch.toDlpack())
 
 
