@@ -97,6 +97,14 @@ def test_coverage_adds_the_reference_error_in_quadrature():
     assert coverage([14.3], [14.0], [np.nan]) == (None, 0)
 
 
+def test_coverage_uses_the_catalogs_own_95_percent_interval_when_it_has_one():
+    # |delta| 0.45: outside 1.96 x 0.2 = 0.39, inside a heavy-tailed interval of half-width 0.5
+    cov, _ = coverage([14.45], [14.0], [0.2])
+    assert cov["95"] == 0.0
+    cov, _ = coverage([14.45], [14.0], [0.2], half95_pred=[0.5])
+    assert cov == {"68": 0.0, "95": 1.0}
+
+
 def test_radial_dn_over_n_profile():
     image = np.ones((64, 64))
     yy, xx = np.indices(image.shape)

@@ -162,7 +162,11 @@ def _compare(predictions, reference, name, estimates, spec, out: Path):
         sigma_ref = joined["logm500_sigma_ref"] if "logm500_sigma_ref" in joined else None
         for est in estimates:
             sigma = joined[f"{est}_sigma_pred"] if f"{est}_sigma_pred" in joined else None
-            summary = summarize(joined[f"{est}_pred"], joined["logm500_ref"], z, sigma, sigma_ref)
+            upper = f"{est}_p97_5_pred"  # the catalog's calibrated 95% interval, where it has one
+            half95 = joined[upper] - joined[f"{est}_pred"] if upper in joined else None
+            summary = summarize(
+                joined[f"{est}_pred"], joined["logm500_ref"], z, sigma, sigma_ref, half95
+            )
             block["estimates"][est] = summary.to_dict()
         images = _figures(joined, estimates[0], name, block["estimates"][estimates[0]])
     return block, _section(name, block, images)
