@@ -18,8 +18,8 @@ HUBBLE_H = COSMOLOGY.H0.value / 100.0
 Instrument = Literal["xray", "sz", "optical"]
 INSTRUMENTS: tuple[str, ...] = ("xray", "sz", "optical")
 
-#: Half-width of a Gaussian's central 95.45% interval in sigmas: the default 95% interval where no
-#: measured one (``calibration.interval_95``) exists
+#: Half-width of a Gaussian's central 95% interval in sigmas: the 95% interval where no measured
+#: one (``calibration.interval_95``) exists
 GAUSS_95 = 1.959964
 
 #: Redshift bins of the SZ paper (de Andres et al.), also used for every per-bin table.

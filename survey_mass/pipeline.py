@@ -23,7 +23,7 @@ from survey_mass.catalog.writer import done_shards, finalize, is_complete, write
 from survey_mass.config import JobSpec
 from survey_mass.errors import UserError
 from survey_mass.infer.ensemble import load_ensemble, resolve_entry
-from survey_mass.infer.joint import JOINT, inverse_variance, load_joint
+from survey_mass.infer.joint import JOINT, JointModel, inverse_variance, load_joint
 from survey_mass.models.manifest import (
     ModelIntegrityError,
     entry_version,
@@ -72,13 +72,11 @@ def joint_path(spec: JobSpec, paths: dict[str, str]) -> str | None:
         if auto:
             return None
         raise
-    fitted = read_manifest(path).get("fitted_on", {})
-    mismatch = [
-        f"{inst} is {entry_version(read_manifest(p))}, the joint model was fitted on "
-        f"{fitted.get(inst, 'no ' + inst)}"
-        for inst, p in paths.items()
-        if fitted.get(inst) != entry_version(read_manifest(p))
-    ]
+    versions = {inst: entry_version(read_manifest(p)) for inst, p in paths.items()}
+    try:
+        mismatch = JointModel(path).mismatch(versions)
+    except (ModelIntegrityError, ValueError, FileNotFoundError) as err:
+        raise UserError(f"models.joint: {err}") from err
     if not mismatch:
         return str(path)
     if auto:

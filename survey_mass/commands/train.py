@@ -2,9 +2,9 @@
 
 X-ray trains one fold ensemble; SZ one per redshift bin (best of N trainings, ``[sz]`` table);
 optical the two-step model (``[optical]`` table); a ``[joint]`` spec fits the joint model that
-combines the shipped ensembles (``survey_mass.train.joint``). Every ensemble's run ends with the held-out metrics of the
-CNN against its summary-statistic baseline, per redshift bin, printed and saved as the entry's
-``metrics.json``. ``--evaluate-only`` recomputes them for an entry already trained.
+combines the shipped ensembles (``survey_mass.train.joint``). Every ensemble's run ends with the
+held-out metrics of the CNN against its summary-statistic baseline, per redshift bin, printed and
+saved as the entry's ``metrics.json``. ``--evaluate-only`` recomputes them for an entry already trained.
 """
 
 from __future__ import annotations

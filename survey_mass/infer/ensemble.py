@@ -162,12 +162,17 @@ def _to_framework(batch):
     return tf.experimental.dlpack.from_dlpack(batch.toDlpack())
 
 
-_LOADED: dict[Path, FoldEnsemble] = {}
+_LOADED: dict[tuple[type, Path], object] = {}
+
+
+def load_once(entry_class: type, path: str | os.PathLike):
+    """The zoo entry at ``path`` as ``entry_class``, built once per process."""
+    key = (entry_class, Path(path).resolve())
+    if key not in _LOADED:
+        _LOADED[key] = entry_class(key[1])
+    return _LOADED[key]
 
 
 def load_ensemble(path: str | os.PathLike) -> FoldEnsemble:
     """The ensemble at ``path``, loaded once per process (the worker plugin pre-loads it)."""
-    key = Path(path).resolve()
-    if key not in _LOADED:
-        _LOADED[key] = FoldEnsemble(key)
-    return _LOADED[key]
+    return load_once(FoldEnsemble, path)

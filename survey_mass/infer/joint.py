@@ -8,8 +8,8 @@ error model: per-cluster sigmas (the ensemble's own sigma times a fitted level, 
 aleatoric head still flags a mis-centred cluster) and the correlation of the instruments'
 normalised residuals. A cluster missing an instrument uses the same model on the instruments it
 has; one whose only masses come from instruments its bin leaves out (no information there, e.g.
-the SZ ensemble above z 0.4) keeps their inverse-variance mean. The joint sigma is then scaled so that 68% and 95% of the fit's cross-validated residuals
-fall within the 68% and 95% intervals.
+the SZ ensemble above z 0.4) keeps their inverse-variance mean. The joint sigma is then scaled so
+that 68% and 95% of the fit's residuals fall within the 68% and 95% intervals.
 
 Without a joint entry fitted on the job's ensembles, masses combine by inverse variance.
 """
@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from survey_mass.constants import GAUSS_95, INSTRUMENTS
+from survey_mass.infer.ensemble import load_once
 from survey_mass.models.manifest import entry_version, verify_manifest
 
 JOINT = "joint"
@@ -184,12 +185,6 @@ class JointModel:
         return self.parameters.combine(z, means, sigmas)
 
 
-_LOADED: dict[Path, JointModel] = {}
-
-
 def load_joint(path: str | os.PathLike) -> JointModel:
     """The joint entry at ``path``, loaded once per process."""
-    key = Path(path).resolve()
-    if key not in _LOADED:
-        _LOADED[key] = JointModel(key)
-    return _LOADED[key]
+    return load_once(JointModel, path)

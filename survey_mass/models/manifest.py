@@ -91,6 +91,18 @@ def write_manifest(
     return target
 
 
+def rewrite_manifest(directory: str | os.PathLike, manifest: dict, **updates: Any) -> Path:
+    """Write ``manifest`` again with some top-level fields replaced (members are re-hashed)."""
+    fields = {k: v for k, v in manifest.items() if k not in _RESERVED}
+    return write_manifest(
+        directory,
+        manifest["ensemble"],
+        manifest["instrument"],
+        manifest["members"],
+        **{**fields, **updates},
+    )
+
+
 def read_manifest(directory: str | os.PathLike) -> dict:
     """The parsed manifest of a zoo folder, with its required keys checked (hashes are not)."""
     path = Path(directory) / MANIFEST_NAME

@@ -24,7 +24,7 @@ from astropy.io import fits
 from scipy.optimize import curve_fit
 
 from survey_mass.constants import Z_BINS
-from survey_mass.models.manifest import sha256_file, verify_manifest, write_manifest
+from survey_mass.models.manifest import rewrite_manifest, sha256_file, verify_manifest
 from survey_mass.sources.mock.baselines import Baseline, make_baseline
 from survey_mass.sources.mock.source import RENDERERS
 from survey_mass.sources.mock.universe import UniverseSpec, cluster
@@ -234,17 +234,13 @@ def calibrate_entry(path: str | Path) -> dict:
 
     path = Path(path)
     manifest = verify_manifest(path)
-    per_group, vals, tests = [], [], []
+    z_bin_of = {m["file"]: m.get("z_bin") for m in manifest["members"]}
+    per_group = []
     for group in entry_groups(path):
         truth = training_clusters(group.universe, group.n_clusters)
         val, test = held_out_frames(group.records, truth)
-        z_bin = group.records[0].get("z_bin") or next(
-            (m.get("z_bin") for m in manifest["members"] if m["file"] == group.records[0]["file"]),
-            None,
-        )
+        z_bin = z_bin_of[group.records[0]["file"]]
         per_group.append({"z_bin": z_bin, **calibrate(val, test)})
-        vals.append(val)
-        tests.append(test)
     if len(per_group) == 1:
         calibration = {k: v for k, v in per_group[0].items() if k != "z_bin"}
     else:
@@ -257,18 +253,7 @@ def calibrate_entry(path: str | Path) -> dict:
             "n_validation": int(sum(g["n_validation"] for g in per_group)),
             "n_test": int(n.sum()),
         }
-    fields = {
-        k: v
-        for k, v in manifest.items()
-        if k not in ("manifest_version", "ensemble", "instrument", "members")
-    }
-    write_manifest(
-        path,
-        manifest["ensemble"],
-        manifest["instrument"],
-        manifest["members"],
-        **{**fields, "calibration": calibration},
-    )
+    rewrite_manifest(path, manifest, calibration=calibration)
     return calibration
 
 
@@ -281,15 +266,7 @@ def evaluate_entry(path: str | Path) -> dict:
     summary = evaluate_groups(manifest["ensemble"], manifest["instrument"], entry_groups(path))
     reference = write_metrics(path, summary)
     if manifest.get("metrics") != reference:
-        written_by_it = ("manifest_version", "ensemble", "instrument", "members")
-        fields = {k: v for k, v in manifest.items() if k not in written_by_it}
-        write_manifest(
-            path,
-            manifest["ensemble"],
-            manifest["instrument"],
-            manifest["members"],
-            **{**fields, "metrics": reference},
-        )
+        rewrite_manifest(path, manifest, metrics=reference)
     return summary
 
 

@@ -39,6 +39,7 @@ from survey_mass.sources.mock.universe import UniverseSpec
 from survey_mass.train.assemble import check_replaceable, replace_entry, staging_folder
 from survey_mass.train.criteria import fit_metrics
 from survey_mass.train.folds import mass_sorted_folds
+from survey_mass.validate.metrics import coverage
 
 #: a bin needs this many clusters with an instrument to fit its recalibration
 MIN_PER_BIN = 30
@@ -171,11 +172,10 @@ def fit_joint(table: pd.DataFrame, instruments: list[str], z_bins) -> JointParam
 
 def _scores(truth: np.ndarray, pred: np.ndarray, sigma=None, half95=None) -> dict:
     ok = np.isfinite(pred)
-    out = {k: v for k, v in fit_metrics(truth[ok], pred[ok]).as_dict().items()}
+    out = fit_metrics(truth[ok], pred[ok]).as_dict()
     if sigma is not None:
-        d = np.abs(pred[ok] - truth[ok])
-        out["coverage_68"] = float(np.mean(d <= sigma[ok]))
-        out["coverage_95"] = float(np.mean(d <= half95[ok]))
+        inside, _ = coverage(pred[ok], truth[ok], sigma[ok], half95_pred=half95[ok])
+        out["coverage_68"], out["coverage_95"] = inside["68"], inside["95"]
     return out
 
 
@@ -202,7 +202,7 @@ def held_out_comparison(table: pd.DataFrame, instruments: list[str], spec: Joint
         {i: table[f"m_{i}"].to_numpy() for i in instruments},
         {i: table[f"s_{i}"].to_numpy() for i in instruments},
     )
-    rows = complete
+    rows = complete  # every estimator on the same clusters
     out = {
         "clusters": "those with a mass from every instrument",
         "n": int(rows.sum()),

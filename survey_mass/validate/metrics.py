@@ -18,11 +18,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import optimize, stats
 
-from survey_mass.constants import Z_BINS
+from survey_mass.constants import GAUSS_95, Z_BINS
 
 HIGH_MASS_LOG = 14.7
 #: |delta| / sigma limits of the central 68.27% and 95% Gaussian intervals.
-COVERAGE_LEVELS = {"68": 1.0, "95": float(stats.norm.ppf(0.975))}
+COVERAGE_LEVELS = {"68": 1.0, "95": GAUSS_95}
 #: Fewer points than this: the Gaussian sigma is the sample std (a fit would be noise).
 MIN_POINTS_FOR_FIT = 20
 
