@@ -93,6 +93,16 @@ def test_a_cluster_missing_instruments_uses_those_it_has():
     assert alone.log10_m500[0] == pytest.approx(14.4) and alone.sigma[0] == pytest.approx(0.1)
 
 
+def test_a_malformed_training_spec_is_a_clear_error_naming_the_file(tmp_path):
+    from survey_mass.errors import JobSpecError
+    from survey_mass.train.joint import load_joint_spec
+
+    spec = tmp_path / "joint.toml"
+    spec.write_text("[joint\nensemble = 'x'\n")
+    with pytest.raises(JobSpecError, match=r"joint\.toml: not valid TOML"):
+        load_joint_spec(spec)
+
+
 def test_inverse_variance_mean_ignores_missing_masses():
     got = inverse_variance(
         {"xray": np.array([14.0, np.nan]), "sz": np.array([14.3, 14.3])},

@@ -75,7 +75,10 @@ class JointSpec(BaseModel):
 
 def load_joint_spec(path: str | Path) -> JointSpec | None:
     """The ``[joint]`` table of a spec file, or None when it has none."""
-    data = tomllib.loads(Path(path).read_text())
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise JobSpecError(f"{path}: not valid TOML ({err})") from err
     if "joint" not in data:
         return None
     try:
