@@ -20,12 +20,12 @@ from bench_inference import mock_cutouts
 
 
 def weigh(ensemble, cutouts, xp, batch_size: int) -> tuple[np.ndarray, float]:
-    from survey_mass.pipeline import _prepare
+    from survey_mass.infer.weigh import prepare
 
     start = time.perf_counter()
     out = []
     for i in range(0, len(cutouts), batch_size):
-        prepared = _prepare(ensemble, cutouts[i : i + batch_size], xp)
+        prepared = prepare(ensemble, cutouts[i : i + batch_size], xp)
         z = np.array([c.target.z for c in prepared.cutouts])
         pred = ensemble.predict(prepared.inputs, z=z, xp=xp, batch_size=batch_size)
         out.append(pred.log10_m500)
@@ -40,9 +40,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     args = parser.parse_args()
 
-    from survey_mass.infer.ensemble import SHIPPED_ZOO, load_ensemble
-    from survey_mass.infer.plugin import configure_tensorflow
+    from survey_mass.infer.ensemble import load_ensemble
+    from survey_mass.runner.worker_plugin import configure_tensorflow
     from survey_mass.xp import array_module
+    from survey_mass.zoo.registry import SHIPPED_ZOO
 
     configure_tensorflow(len(os.sched_getaffinity(0)))
     ensemble = load_ensemble(SHIPPED_ZOO / "xray-v1")

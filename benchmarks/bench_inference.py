@@ -33,9 +33,9 @@ def cpu_model() -> str:
 def mock_cutouts(n: int):
     import pandas as pd
 
+    from survey_mass.mock.source import MockSource
+    from survey_mass.mock.universe import UniverseSpec, base_pixel_clusters
     from survey_mass.sources.base import Target
-    from survey_mass.sources.mock.source import MockSource
-    from survey_mass.sources.mock.universe import UniverseSpec, base_pixel_clusters
 
     spec = UniverseSpec(seed=7, density_scale=10.0)
     frames, pixel = [], 60000
@@ -48,12 +48,12 @@ def mock_cutouts(n: int):
 
 
 def batched(ensemble, cutouts, batch_size: int) -> tuple[np.ndarray, float]:
-    from survey_mass.pipeline import _prepare
+    from survey_mass.infer.weigh import prepare
 
     start = time.perf_counter()
     out = []
     for i in range(0, len(cutouts), batch_size):
-        prepared = _prepare(ensemble, cutouts[i : i + batch_size], np)
+        prepared = prepare(ensemble, cutouts[i : i + batch_size], np)
         z = np.array([c.target.z for c in prepared.cutouts])
         out.append(ensemble.predict(prepared.inputs, z=z, batch_size=batch_size).log10_m500)
     return np.concatenate(out), time.perf_counter() - start
@@ -107,9 +107,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
 
-    from survey_mass.infer.ensemble import SHIPPED_ZOO, load_ensemble
-    from survey_mass.infer.plugin import configure_tensorflow
-    from survey_mass.pipeline import _prepare
+    from survey_mass.infer.ensemble import load_ensemble
+    from survey_mass.infer.weigh import prepare
+    from survey_mass.runner.worker_plugin import configure_tensorflow
+    from survey_mass.zoo.registry import SHIPPED_ZOO
 
     threads = len(os.sched_getaffinity(0))
     configure_tensorflow(threads)
@@ -147,7 +148,7 @@ def main() -> None:
         )
     )
 
-    inputs = _prepare(ensemble, cutouts, np).inputs
+    inputs = prepare(ensemble, cutouts, np).inputs
     model = ensemble.members[0][0]
     z = np.array([c.target.z for c in cutouts])[: len(inputs)]
     bare = images_per_s(lambda x: ensemble._member_predict(model, x, args.batch_size), inputs)

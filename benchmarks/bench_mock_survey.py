@@ -23,22 +23,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from survey_mass.commands.simulate import simulate
-from survey_mass.footprint import ConeFootprint, footprint_pixels
-from survey_mass.sources.mock import RENDERERS, optical
-from survey_mass.sources.mock.universe import (
+from survey_mass.cli.simulate import simulate
+from survey_mass.mock import RENDERERS, optical
+from survey_mass.mock.universe import (
     UNIVERSE_ORDER,
     UniverseSpec,
     clusters_in,
     clusters_per_deg2,
 )
+from survey_mass.pixel_math import footprint_pixels
+from survey_mass.spec.footprint import ConeFootprint
 
 
 def _sample(n: int) -> pd.DataFrame:
     spec = UniverseSpec(seed=1, density_scale=20)
     footprint = ConeFootprint(ra=10.0, dec=-5.0, radius_deg=1.5)
-    frames = [clusters_in(spec, footprint, UNIVERSE_ORDER, p)
-              for p in footprint_pixels(footprint, UNIVERSE_ORDER)]
+    frames = [
+        clusters_in(spec, footprint, UNIVERSE_ORDER, p)
+        for p in footprint_pixels(footprint, UNIVERSE_ORDER)
+    ]
     return pd.concat(frames, ignore_index=True).head(n)
 
 
@@ -54,8 +57,10 @@ def bench_renderers(n: int) -> None:
         rates[instrument] = len(states) / (time.perf_counter() - start)
     print(f"cutouts per second over {len(states)} clusters (0.03 < z < 1), one process:")
     for instrument, rate in rates.items():
-        print(f"  {instrument:8s} {rate:8.1f} /s  {1e3 / rate:6.1f} ms each  "
-              f"x{rate / rates['xray']:.2f} vs xray")
+        print(
+            f"  {instrument:8s} {rate:8.1f} /s  {1e3 / rate:6.1f} ms each  "
+            f"x{rate / rates['xray']:.2f} vs xray"
+        )
 
 
 def _naive_paint(npix, col, row, sigma_pix, fluxes):
@@ -67,8 +72,14 @@ def _naive_paint(npix, col, row, sigma_pix, fluxes):
         half = int(np.clip(np.ceil(3.5 * s), 1, 30))
         ic, ir = int(np.floor(c + 0.5)), int(np.floor(r + 0.5))
         idx = np.arange(-half, half + 1)
-        wx = 0.5 * (erf((ic + idx + 0.5 - c) / (np.sqrt(2) * s)) - erf((ic + idx - 0.5 - c) / (np.sqrt(2) * s)))
-        wy = 0.5 * (erf((ir + idx + 0.5 - r) / (np.sqrt(2) * s)) - erf((ir + idx - 0.5 - r) / (np.sqrt(2) * s)))
+        wx = 0.5 * (
+            erf((ic + idx + 0.5 - c) / (np.sqrt(2) * s))
+            - erf((ic + idx - 0.5 - c) / (np.sqrt(2) * s))
+        )
+        wy = 0.5 * (
+            erf((ir + idx + 0.5 - r) / (np.sqrt(2) * s))
+            - erf((ir + idx - 0.5 - r) / (np.sqrt(2) * s))
+        )
         for j, y in enumerate(ir + idx):
             for i, x in enumerate(ic + idx):
                 if 0 <= x < npix and 0 <= y < npix:
@@ -89,8 +100,10 @@ def bench_painter() -> None:
     slow = _naive_paint(128, col, row, sigma, fluxes)
     t_slow = time.perf_counter() - start
     assert np.allclose(fast, slow)
-    print(f"optical painter, {n} objects: vectorised {t_fast * 1e3:.1f} ms, naive loop "
-          f"{t_slow * 1e3:.0f} ms: x{t_slow / t_fast:.0f}")
+    print(
+        f"optical painter, {n} objects: vectorised {t_fast * 1e3:.1f} ms, naive loop "
+        f"{t_slow * 1e3:.0f} ms: x{t_slow / t_fast:.0f}"
+    )
 
 
 def _max_rss_mb() -> float:
@@ -105,20 +118,26 @@ def bench_streaming(n_clusters: int) -> None:
     rss_before = _max_rss_mb()
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
-        summary = simulate(spec, footprint, Path(folder), instruments=(), n_cutouts=0, progress=False)
+        summary = simulate(
+            spec, footprint, Path(folder), instruments=(), n_cutouts=0, progress=False
+        )
         elapsed = time.perf_counter() - start
         written = sum(f.stat().st_size for f in Path(folder).glob("*.parquet")) / 2**20
     rows = summary["rows"]
-    print(f"streamed footprint r = {radius:.1f} deg ({footprint.area_deg2():.0f} deg^2): "
-          f"{rows['truth']} clusters, {rows['redmapper']} redMaPPer, {rows['weak_lensing']} WL, "
-          f"{rows['psz2']} PSZ2 rows in {elapsed:.1f} s ({rows['truth'] / elapsed:.0f} clusters/s); "
-          f"{written:.1f} MiB of Parquet; peak RSS {rss_before:.0f} -> {_max_rss_mb():.0f} MiB")
+    print(
+        f"streamed footprint r = {radius:.1f} deg ({footprint.area_deg2():.0f} deg^2): "
+        f"{rows['truth']} clusters, {rows['redmapper']} redMaPPer, {rows['weak_lensing']} WL, "
+        f"{rows['psz2']} PSZ2 rows in {elapsed:.1f} s ({rows['truth'] / elapsed:.0f} clusters/s); "
+        f"{written:.1f} MiB of Parquet; peak RSS {rss_before:.0f} -> {_max_rss_mb():.0f} MiB"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100, help="clusters rendered per instrument")
-    parser.add_argument("--clusters", type=int, default=10_000, help="clusters in the streamed footprint")
+    parser.add_argument(
+        "--clusters", type=int, default=10_000, help="clusters in the streamed footprint"
+    )
     args = parser.parse_args()
     bench_renderers(args.n)
     bench_painter()

@@ -29,12 +29,12 @@ import psutil
 
 STUB = '''
 """Worker preload for --mode targets-only: weigh every target at a constant mass."""
-import survey_mass.pipeline as pipeline
+import survey_mass.runner.shard as shard
 
-def _weigh(spec, targets, instrument, path, xp):
-    return {t.target_id: (14.5, 0.02, 0.1) for t in targets}, {}, "constant@targets-only"
+def weigh(source, ensemble, targets, instrument, xp, batch_size, tta):
+    return {t.target_id: (14.5, 0.02, 0.1) for t in targets}, {}
 
-pipeline._weigh = _weigh
+shard.weigh = weigh
 '''
 #: mock clusters per deg^2 at density_scale 10 (the universe draws ~10.2 per deg^2 at 1)
 DENSITY_SCALE = 10.0
@@ -78,8 +78,8 @@ class PeakRSS:
 
 def job_for(n_targets: int, url: str):
     """A mock job whose box footprint holds about ``n_targets`` clusters."""
-    from survey_mass.config import parse_job_spec
-    from survey_mass.sources.mock.universe import UniverseSpec, clusters_per_deg2
+    from survey_mass.mock.universe import UniverseSpec, clusters_per_deg2
+    from survey_mass.spec.job import parse_job_spec
 
     density = clusters_per_deg2(UniverseSpec(density_scale=DENSITY_SCALE))
     area = n_targets / density
@@ -109,8 +109,8 @@ url = "{url}"
 def run_once(n_targets: int, mode: str, workdir: Path) -> dict:
     from distributed import Client, LocalCluster
 
-    from survey_mass.pipeline import run_job
-    from survey_mass.targets import plan_shards
+    from survey_mass.runner.job import run_job
+    from survey_mass.targets.plan import plan_shards
 
     spec = job_for(n_targets, str(workdir / f"cat-{mode}-{n_targets}"))
     preload = []

@@ -60,11 +60,7 @@ MODEL_INPUT_SHAPE: dict[str, tuple[int, int, int]] = {
     "optical": (OPTICAL_GRID, OPTICAL_GRID, len(SDSS_BANDS)),
 }
 
-# --- Catalog layout -----------------------------------------------------------------------------
-#: Spatial index column: HEALPix nested index at order 29 (as in HATS/LSDB).
-SPATIAL_INDEX_ORDER = 29
-
-# --- Mock survey: noise, depths and external-catalog selections (survey_mass.sources.mock) -------
+# --- Mock survey: noise, depths and external-catalog selections (survey_mass.mock) -------
 #: Red (residual-foreground) part of the y-map noise on top of the beamed SZ_WHITE_NOISE:
 #: C_l = C_white B_l^2 (1 + (l_knee / l)^index); with the unbeamed SZ_PIXEL_NOISE this gives the
 #: ~1.6e-6 rms of the real MILCA cutout in shared/data/deepplanck away from its cluster.
@@ -75,8 +71,11 @@ SZ_PIXEL_NOISE = 4.0e-7  # y per pixel, white at the pixel scale (map-making res
 SDSS_DEPTH_5SIGMA: dict[str, float] = {"u": 22.0, "g": 22.2, "r": 22.2, "i": 21.3, "z": 20.5}
 #: Top-hat approximations of the SDSS filter curves [Angstrom], for synthetic photometry.
 SDSS_BAND_EDGES: dict[str, tuple[float, float]] = {
-    "u": (3050.0, 4000.0), "g": (4000.0, 5450.0), "r": (5450.0, 6950.0),
-    "i": (6950.0, 8400.0), "z": (8400.0, 10400.0),
+    "u": (3050.0, 4000.0),
+    "g": (4000.0, 5450.0),
+    "r": (5450.0, 6950.0),
+    "i": (6950.0, 8400.0),
+    "z": (8400.0, 10400.0),
 }
 #: Planck hydrostatic mass bias (1 - b): MSZ = (1 - b) M500 on average (Planck 2015 XXIV).
 PLANCK_HYDROSTATIC_BIAS = 0.8

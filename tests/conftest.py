@@ -9,8 +9,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# CI runs every property test on the same examples (no example database, failures print their
+# reproduction blob); elsewhere hypothesis explores. SURVEY_MASS_HYPOTHESIS=ci forces CI's.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.register_profile("dev", print_blob=True)
+settings.load_profile(
+    os.environ.get("SURVEY_MASS_HYPOTHESIS", "ci" if os.environ.get("CI") else "dev")
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: CI checks the repository out with ``shared/`` beside it; tests read real data only from there.
@@ -47,7 +56,7 @@ def real_catalog_names() -> list[str]:
 @pytest.fixture(scope="session")
 def real_catalog_paths(shared_data, real_catalog_names) -> dict[str, str]:
     """Catalog name -> its file in the shared data (the definitions' ``local``, relocated)."""
-    from survey_mass.crossmatch.external import load_definition
+    from survey_mass.references import load_definition
 
     found = {}
     for name in real_catalog_names:
@@ -150,8 +159,8 @@ url = "{url}"
 @pytest.fixture(scope="session")
 def mock_catalog(tmp_path_factory, dask_client):
     """(spec, root, summary) of a small mock job run once for the whole session."""
-    from survey_mass.config import parse_job_spec
-    from survey_mass.pipeline import run_job
+    from survey_mass.runner.job import run_job
+    from survey_mass.spec.job import parse_job_spec
 
     root = tmp_path_factory.mktemp("mock-catalog") / "cat"
     spec = parse_job_spec(MOCK_JOB.format(url=root))

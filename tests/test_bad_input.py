@@ -21,20 +21,23 @@ from astropy.io import fits
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from survey_mass import pipeline
 from survey_mass.cli import main
-from survey_mass.config import parse_job_spec
 from survey_mass.errors import JobSpecError
-from survey_mass.infer.ensemble import SHIPPED_ZOO, load_ensemble
-from survey_mass.pipeline import model_paths, process_shard
+from survey_mass.infer.ensemble import load_ensemble
+from survey_mass.infer.weigh import prepare
+from survey_mass.mock.source import MockSource
+from survey_mass.mock.universe import UniverseSpec, base_pixel_clusters
 from survey_mass.preprocess.batch import prepare_batch
 from survey_mass.preprocess.resample import GridSpec
+from survey_mass.runner import shard as shard_module
+from survey_mass.runner.shard import process_shard
 from survey_mass.sources.archive import open_fits_bytes
 from survey_mass.sources.base import Cutout, CutoutError, CutoutFailure, Target, cutouts_one_by_one
-from survey_mass.sources.fits_fixtures import fits_bytes
-from survey_mass.sources.mock.source import MockSource
-from survey_mass.sources.mock.universe import UniverseSpec, base_pixel_clusters
-from survey_mass.targets import plan_shards
+from survey_mass.spec.job import parse_job_spec
+from survey_mass.targets.plan import plan_shards
+from survey_mass.zoo.registry import SHIPPED_ZOO, resolve_models
+
+from support.archives import fits_bytes
 
 SPEC = UniverseSpec(seed=11)
 
@@ -136,10 +139,10 @@ mock = {{ seed = 11 }}
 [output]
 url = "{out}"
 """)
-    monkeypatch.setattr(pipeline, "build_source", lambda spec: ArchiveLikeSource(spoilers))
-    paths = model_paths(spec)
+    monkeypatch.setattr(shard_module, "build_source", lambda spec: ArchiveLikeSource(spoilers))
+    models = resolve_models(spec.models, spec.instruments)
     for shard in plan_shards(spec)[1]:
-        process_shard(spec, shard, paths, "test")
+        process_shard(spec, shard, models, "test")
     tables = []
     for table in ("catalog", "quarantine"):
         folder = out / table
@@ -264,7 +267,7 @@ def test_a_corrupted_header_is_refused_or_weighed_or_quarantined_never_a_crash(e
         return
     ensemble = load_ensemble(SHIPPED_ZOO / "xray-v1")
     cutout = Cutout(Target("t", 150.0, 2.0, 0.3), "xray", hdul)
-    prepared = pipeline._prepare(ensemble, [cutout], np)  # what process_shard does with a batch
+    prepared = prepare(ensemble, [cutout], np)  # what process_shard does with a batch
     assert len(prepared.cutouts) + len(prepared.failures) == 1
     assert np.isfinite(prepared.inputs).all()
 
@@ -325,6 +328,29 @@ url = "{folder / "out"}"
     ]
     inside = valid[spec.targets.footprint.contains(valid["ra"], valid["dec"])]
     assert inside["reject"].isna().all()  # no good row is turned away
+
+
+def test_an_ra_beyond_360_is_wrapped_as_the_footprint_wraps_it_not_rejected(tmp_path):
+    """Regression: hypothesis found ra = 361.0, inside the box once wrapped, but rejected."""
+    table = pd.DataFrame(
+        {"id": ["a", "b", "c"], "ra": [361.0, -350.0, 720.5], "dec": 1.0, "z": 0.2}
+    )
+    table.to_csv(tmp_path / "t.csv", index=False)
+    spec = parse_job_spec(f"""
+name = "rows"
+[targets]
+catalog = "{tmp_path / "t.csv"}"
+footprint = {{ kind = "box", ra_min = 0.0, ra_max = 180.0, dec_min = -45.0, dec_max = 45.0 }}
+[source]
+kind = "real"
+[output]
+url = "{tmp_path / "out"}"
+""")
+    out = pd.concat([s.rows for s in plan_shards(spec)[1]], ignore_index=True).sort_values(
+        "target_id"
+    )
+    assert out["reject"].isna().all()
+    assert out["ra"].tolist() == pytest.approx([1.0, 10.0, 0.5])
 
 
 # --- job specs, property-based --------------------------------------------------------------------

@@ -8,13 +8,14 @@ import pyarrow.dataset as ds
 import pytest
 from astropy.io import fits
 
-from survey_mass.config import parse_job_spec
-from survey_mass.pipeline import model_paths, process_shard
+from survey_mass.mock.source import MockSource
+from survey_mass.mock.universe import UniverseSpec, base_pixel_clusters
 from survey_mass.preprocess.xray import preprocess_xray
+from survey_mass.runner.shard import process_shard
 from survey_mass.sources.base import Cutout, Target
-from survey_mass.sources.mock.source import MockSource
-from survey_mass.sources.mock.universe import UniverseSpec, base_pixel_clusters
-from survey_mass.targets import plan_shards
+from survey_mass.spec.job import parse_job_spec
+from survey_mass.targets.plan import plan_shards
+from survey_mass.zoo.registry import resolve_models
 
 SPEC = UniverseSpec(seed=11)
 
@@ -65,9 +66,9 @@ mock = {{ seed = 11 }}
 url = "{tmp_path / "out"}"
 """)
     order, shards = plan_shards(spec)
-    paths = model_paths(spec)
+    models = resolve_models(spec.models, spec.instruments)
     for shard in shards:
-        process_shard(spec, shard, paths, "testhash")
+        process_shard(spec, shard, models, "testhash")
     cat = ds.dataset(tmp_path / "out" / "catalog", format="parquet").to_table().to_pandas()
     q = ds.dataset(tmp_path / "out" / "quarantine", format="parquet").to_table().to_pandas()
     assert sorted(cat["target_id"]) == sorted(good["id"])

@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from survey_mass.infer.ensemble import SHIPPED_ZOO, FoldEnsemble
-from survey_mass.models.manifest import ModelIntegrityError, verify_manifest
+from survey_mass.infer.ensemble import FoldEnsemble
 from survey_mass.train.ensemble import calibrate
 from survey_mass.train.evaluate import calibrate_entry
+from survey_mass.zoo.manifest import ModelIntegrityError, verify_manifest
+from survey_mass.zoo.registry import SHIPPED_ZOO
 
 ENTRIES = ["xray-v1", "sz-v1", "optical-v1"]
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from survey_mass.config import load_job_spec, parse_job_spec
 from survey_mass.errors import JobSpecError
+from survey_mass.spec.job import load_job_spec, parse_job_spec
 
 REPO = Path(__file__).resolve().parents[1]
 MINIMAL = """

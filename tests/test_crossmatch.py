@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from astropy import units as u
 from astropy.coordinates import SkyCoord, match_coordinates_sky, search_around_sky
-from mass_catalog_factory import write_mass_catalog
 
 from survey_mass.catalog.query import cone_search
+from survey_mass.catalog.reader import list_partitions, read_mass_catalog
 from survey_mass.crossmatch.match import (
     MarginCache,
     MatchError,
@@ -17,8 +17,10 @@ from survey_mass.crossmatch.match import (
     partitioned_sky_match,
     sky_match,
 )
-from survey_mass.crossmatch.partitions import list_partitions, match_catalog, read_mass_catalog
-from survey_mass.footprint import healpix
+from survey_mass.crossmatch.partitions import match_catalog
+from survey_mass.pixel_math import healpix
+
+from support.mass_catalog_factory import write_mass_catalog
 
 
 def _uniform(rng, n):

@@ -17,8 +17,8 @@ from survey_mass.models.deepplanck import (
     DeepPlanckEnsemble,
     load_published_model,
 )
-from survey_mass.models.manifest import ModelIntegrityError, read_manifest
 from survey_mass.models.sz import z_bin_index
+from survey_mass.zoo.manifest import ModelIntegrityError, read_manifest
 
 CLUSTER = "PSZ2G359.07-32.12"
 #: Measured independently (PROVENANCE.md): one orientation, and the mean of the 8 dihedral ones.
@@ -101,7 +101,9 @@ def test_zoo_entry_round_trip_and_tamper(ensemble, cutout, tmp_path):
     assert manifest["output"] == "log10 M500c [Msun]"
     assert "arXiv:2209.10333" in manifest["source"]["paper"]
     assert "PROVENANCE.md" in manifest["source"]["provenance"]
-    assert len(manifest["members"]) == 4 and all(len(m["sha256"]) == 64 for m in manifest["members"])
+    assert len(manifest["members"]) == 4 and all(
+        len(m["sha256"]) == 64 for m in manifest["members"]
+    )
 
     loaded = DeepPlanckEnsemble.from_zoo(entry)
     for tta in (False, True):
@@ -121,8 +123,15 @@ def test_zoo_entry_round_trip_and_tamper(ensemble, cutout, tmp_path):
 
 def test_weights_of_another_architecture_are_refused(tmp_path):
     """Shapes are checked layer by layer: a 5x5 first kernel is named, not silently reshaped."""
-    shapes = [((5, 5, 1, 16), 16), ((3, 3, 16, 32), 32), ((3, 3, 32, 64), 64),
-              ((64, 200), 200), ((200, 100), 100), ((100, 20), 20), ((20, 1), 1)]
+    shapes = [
+        ((5, 5, 1, 16), 16),
+        ((3, 3, 16, 32), 32),
+        ((3, 3, 32, 64), 64),
+        ((64, 200), 200),
+        ((200, 100), 100),
+        ((100, 20), 20),
+        ((20, 1), 1),
+    ]
     path = tmp_path / "other.h5"
     with h5py.File(path, "w") as f:
         names = [f"layer{i}" for i in range(len(shapes))]

@@ -10,33 +10,48 @@ Dask operator's CRD schema; systemd units with ``systemd-analyze verify``.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import dask
 import pyarrow.dataset as ds
 import pytest
 import yaml
-from dask_cli import DaskCLICluster
 
 from survey_mass.cli import main
-from survey_mass.cluster import make_cluster, slurm_worker_options
-from survey_mass.commands.run import apply_overrides
-from survey_mass.config import ClusterSpec, load_job_spec, parse_job_spec
-from survey_mass.deploy import DEPLOY_DIR, Deployment, render
+from survey_mass.cli.run import apply_overrides
 from survey_mass.errors import UserError
+from survey_mass.runner.dask_cluster import make_cluster, slurm_worker_options
+from survey_mass.spec.job import ComputeSpec, load_job_spec, parse_job_spec
 
+from support.dask_cli import DaskCLICluster
+
+
+def load_render_script():
+    """``deploy/render.py``, a script of the repository rather than a module of the package."""
+    path = Path(__file__).resolve().parents[1] / "deploy" / "render.py"
+    spec = importlib.util.spec_from_file_location("deploy_render", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass resolves annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+deploy_render = load_render_script()
+DEPLOY_DIR = deploy_render.DEPLOY_DIR
 REPO = DEPLOY_DIR.parent
 NIGHTLY = DEPLOY_DIR / "nightly.toml"
 
 
 def test_the_checked_in_files_are_what_the_generator_renders():
-    rendered = render(Deployment(), NIGHTLY.read_text())
+    rendered = deploy_render.render(deploy_render.Deployment(), NIGHTLY.read_text())
     for relative, text in rendered.items():
         assert (DEPLOY_DIR / relative).read_text() == text, (
-            f"deploy/{relative} is stale: run `python -m survey_mass.deploy --out deploy`"
+            f"deploy/{relative} is stale: run `python deploy/render.py`"
         )
 
 
@@ -368,6 +383,6 @@ def test_a_backend_that_is_not_installed_says_which_extra_to_install():
         import dask_cuda  # noqa: F401
     except ImportError:
         with pytest.raises(UserError, match=r"pip install 'survey-mass\[gpu\]'"):
-            make_cluster(ClusterSpec(kind="local-cuda"))
+            make_cluster(ComputeSpec(kind="local-cuda"))
     else:
         pytest.skip("dask-cuda is installed here")

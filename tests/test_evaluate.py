@@ -9,8 +9,6 @@ import pandas as pd
 import pytest
 from astropy.io import fits
 
-from survey_mass.models.manifest import sha256_file
-from survey_mass.sources.mock.baselines import Baseline, ScalingRelation
 from survey_mass.train.evaluate import (
     format_metrics,
     gaussian_fit,
@@ -20,6 +18,8 @@ from survey_mass.train.evaluate import (
     write_metrics,
 )
 from survey_mass.train.folds import fold_split, mass_sorted_folds
+from survey_mass.validate.baselines import Baseline, ScalingRelation
+from survey_mass.zoo.manifest import sha256_file
 
 BASELINE_SCATTER, CNN_SCATTER = 0.10, 0.05  # dex
 

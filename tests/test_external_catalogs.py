@@ -11,19 +11,19 @@ import pytest
 from astropy import units as u
 from astropy.table import Table
 
-from survey_mass.crossmatch import external
-from survey_mass.crossmatch.external import (
+from survey_mass import references as external
+from survey_mass.physics.relations import (
+    logm500_from_r500_deg,
+    logm500_from_richness,
+    theta500,
+)
+from survey_mass.references import (
     CatalogError,
     available_catalogs,
     load_definition,
     name_key,
     read_catalog,
     to_qtable,
-)
-from survey_mass.crossmatch.relations import (
-    logm500_from_r500_deg,
-    logm500_from_richness,
-    theta500,
 )
 
 MOCK = ["mock_redmapper", "mock_wl", "mock_psz"]
@@ -43,7 +43,7 @@ def test_every_shipped_definition_loads_and_cites_its_source(real_catalog_names)
         file = load_definition(name).file
         assert file.url.startswith("https://") and file.local  # fetchable the way users do
     for name in MOCK:
-        assert load_definition(name).mock.callable.startswith("survey_mass.sources.mock.external:")
+        assert load_definition(name).mock.callable.startswith("survey_mass.mock.external:")
 
 
 def _clusterdb_r500_deg(m500, z):
@@ -254,12 +254,8 @@ def test_mock_reader_calls_the_simulator_function(tmp_path, monkeypatch):
 
 def test_mock_catalog_without_simulator_says_what_is_missing(monkeypatch):
     definition = load_definition("mock_wl")
-    mock = definition.mock.model_copy(
-        update={"callable": "survey_mass.sources.mock.not_built:mock_wl"}
-    )
-    with pytest.raises(
-        CatalogError, match="module 'survey_mass.sources.mock.not_built' is not available"
-    ):
+    mock = definition.mock.model_copy(update={"callable": "survey_mass.mock.not_built:mock_wl"})
+    with pytest.raises(CatalogError, match="module 'survey_mass.mock.not_built' is not available"):
         read_catalog(definition.model_copy(update={"mock": mock}))
 
 
@@ -274,7 +270,7 @@ def test_catalog_dirs_skip_missing_folders(monkeypatch, tmp_path):
 
 def test_mock_catalogs_from_the_simulator_share_the_real_readers():
     pytest.importorskip(
-        "survey_mass.sources.mock.external", reason="the simulator's mock catalogs are not built"
+        "survey_mass.mock.external", reason="the simulator's mock catalogs are not built"
     )
     kwargs = {
         "spec": {"seed": 42},

@@ -21,12 +21,13 @@ import duckdb
 import pandas as pd
 import pyarrow.dataset as ds
 import pytest
-from dask_cli import DaskCLICluster, wait_for
 
-from survey_mass.catalog.layout import CatalogLayout
+from survey_mass.catalog.paths import CatalogLayout
 from survey_mass.catalog.writer import done_shards
-from survey_mass.config import parse_job_spec
-from survey_mass.pipeline import run_job
+from survey_mass.runner.job import run_job
+from survey_mass.spec.job import parse_job_spec
+
+from support.dask_cli import DaskCLICluster, wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -166,9 +167,11 @@ def test_a_driver_killed_mid_job_and_rerun_writes_every_row_once(cluster, clean,
 KILL_MID_WRITE = """
 import os, signal, sys
 from fsspec.implementations.local import LocalFileOpener
-from survey_mass.config import parse_job_spec
-from survey_mass.pipeline import job_hash, model_paths, process_shard
-from survey_mass.targets import plan_shards
+from survey_mass.spec.job import parse_job_spec
+from survey_mass.runner.provenance import job_hash
+from survey_mass.runner.shard import process_shard
+from survey_mass.zoo.registry import resolve_models
+from survey_mass.targets.plan import plan_shards
 
 spec = parse_job_spec(open(sys.argv[1]).read())
 part = sys.argv[2]
@@ -184,9 +187,9 @@ def dying_write(self, data):
     return write(self, data)
 
 LocalFileOpener.write = dying_write
-paths = model_paths(spec)
+models = resolve_models(spec.models, spec.instruments)
 shard = next(s for s in plan_shards(spec)[1] if s.pixel == int(sys.argv[3]))
-process_shard(spec, shard, paths, job_hash(spec, paths))
+process_shard(spec, shard, models, job_hash(spec, models))
 """
 
 

@@ -12,7 +12,6 @@ from astropy.wcs import WCS
 
 from survey_mass.constants import ACIS_BACKGROUND_RATE, COSMOLOGY, XRAY_APERTURE
 from survey_mass.sources.base import Cutout, CutoutFailure, Target
-from survey_mass.sources.cache import RequestCache
 from survey_mass.sources.chandra import (
     ChandraConfig,
     ChandraFetcher,
@@ -21,15 +20,17 @@ from survey_mass.sources.chandra import (
     observation_query,
     parse_votable,
 )
-from survey_mass.sources.fits_fixtures import (
+from survey_mass.sources.net.cache import RequestCache
+from survey_mass.sources.net.retry import TransientError
+from survey_mass.sources.net.transport import DefaultTransport
+
+from support.archives import (
     ArchiveServer,
     ScriptedTransport,
     chandra_evt2,
     evt2_name,
     fits_bytes,
 )
-from survey_mass.sources.retry import TransientError
-from survey_mass.sources.transport import DefaultTransport
 
 FIXTURES = Path(__file__).parent / "fixtures" / "fetch"
 RA, DEC = 150.0, 2.0  # the fixture cluster; heasarc_chanmaster.xml lists observations around it
@@ -40,8 +41,9 @@ CLUSTER_COUNTS, CORE_ARCSEC = 5000, 20.0
 
 @pytest.fixture(scope="module")
 def evt2():
-    return chandra_evt2(4961, 150.017, 2.005, exposure=EXPOSURE,
-                        cluster=(RA, DEC, CLUSTER_COUNTS, CORE_ARCSEC))
+    return chandra_evt2(
+        4961, 150.017, 2.005, exposure=EXPOSURE, cluster=(RA, DEC, CLUSTER_COUNTS, CORE_ARCSEC)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -63,16 +65,22 @@ def heasarc(cfg, evt2_gz, tap=None, files=None) -> ScriptedTransport:
     transport = ScriptedTransport()
     transport.on("POST", r"/tap/sync$", tap or (FIXTURES / "heasarc_chanmaster.xml").read_bytes())
     folder = obs_folder(cfg, 4961)
-    for name, data in (files or {evt2_name(4961, 3): evt2_gz,
-                                 "acisf04961N003_fov1.fits.gz": b"fov",
-                                 "orient.html": b"<html/>"}).items():
+    for name, data in (
+        files
+        or {
+            evt2_name(4961, 3): evt2_gz,
+            "acisf04961N003_fov1.fits.gz": b"fov",
+            "orient.html": b"<html/>",
+        }
+    ).items():
         transport.file(f"{folder}/{name}", data)
     return transport
 
 
 def fetcher(tmp_path, transport, cfg=None):
-    return ChandraFetcher(cfg or fast_config(), cache=RequestCache(tmp_path / "cache"),
-                          transport=transport)
+    return ChandraFetcher(
+        cfg or fast_config(), cache=RequestCache(tmp_path / "cache"), transport=transport
+    )
 
 
 def band_events_inside(evt2, wcs, npix):
@@ -100,7 +108,9 @@ def test_recorded_chanmaster_answer_and_observation_choice():
     chosen = choose_observations(table, RA, DEC, fast_config())
     # 26001 is deeper but not public, 4962 is a grating observation, 4964 is HRC
     assert [r["obsid"] for r in chosen] == [4961, 4963]
-    assert chosen[0]["exposure"] == EXPOSURE and chosen[0]["offset_arcmin"] == pytest.approx(1.06, abs=0.01)
+    assert chosen[0]["exposure"] == EXPOSURE and chosen[0]["offset_arcmin"] == pytest.approx(
+        1.06, abs=0.01
+    )
     assert choose_observations(table, RA, DEC, fast_config(min_exposure_ks=50)) == chosen[:1]
     assert choose_observations(table, RA + 1.0, DEC, fast_config()) == []
     assert len(parse_votable((FIXTURES / "heasarc_chanmaster_empty.xml").read_bytes())) == 0
@@ -110,10 +120,16 @@ def test_recorded_chanmaster_answer_and_observation_choice():
 
 def test_query_and_file_names():
     adql = observation_query("chanmaster", RA, DEC, 5 / 60)
-    assert adql.startswith("SELECT obsid, name, ra, dec, detector, grating, exposure, status FROM chanmaster")
+    assert adql.startswith(
+        "SELECT obsid, name, ra, dec, detector, grating, exposure, status FROM chanmaster"
+    )
     assert "CIRCLE('ICRS',150.0000000,2.0000000,0.083333)" in adql
-    names = ["acisf04961N002_evt2.fits.gz", "acisf04961N003_evt2.fits.gz", "acisf04961N003_fov1.fits.gz",
-             "acisf14961N001_evt2.fits.gz"]
+    names = [
+        "acisf04961N002_evt2.fits.gz",
+        "acisf04961N003_evt2.fits.gz",
+        "acisf04961N003_fov1.fits.gz",
+        "acisf14961N001_evt2.fits.gz",
+    ]
     assert newest_evt2(names, 4961) == "acisf04961N003_evt2.fits.gz"
     assert newest_evt2(names, 5000) is None
 
@@ -134,7 +150,9 @@ def test_chandra_cutout_counts_exposure_and_background(tmp_path, evt2, evt2_gz):
     n = hdu.data.shape[0]
     assert hdu.data.shape == (n, n)
     assert wcs.pixel_to_world_values((n - 1) / 2, (n - 1) / 2) == pytest.approx((RA, DEC))
-    aperture = (XRAY_APERTURE / COSMOLOGY.angular_diameter_distance(TARGET.z) * u.rad).to_value(u.deg)
+    aperture = (XRAY_APERTURE / COSMOLOGY.angular_diameter_distance(TARGET.z) * u.rad).to_value(
+        u.deg
+    )
     assert n * abs(wcs.wcs.cdelt[0]) >= aperture
     # every 0.5-7 keV photon on the grid is in the image, and nothing else
     assert np.nansum(hdu.data) == band_events_inside(evt2, wcs, n)
@@ -166,19 +184,27 @@ def test_chandra_over_http_from_a_local_heasarc(tmp_path, evt2_gz):
     with ArchiveServer() as server:
         recorded = (FIXTURES / "heasarc_chanmaster.xml").read_bytes()
         server.post["/xamin/vo/tap/sync"] = lambda form: (
-            200 if form["LANG"] == "ADQL" and "chanmaster" in form["QUERY"] else 400, recorded)
+            200 if form["LANG"] == "ADQL" and "chanmaster" in form["QUERY"] else 400,
+            recorded,
+        )
         server.files["/FTP/chandra/data/byobsid/1/4961/primary/" + evt2_name(4961, 3)] = evt2_gz
         server.files["/FTP/chandra/data/byobsid/1/4961/primary/acisf04961N003_fov1.fits.gz"] = b"x"
         server.faults["/FTP/chandra/data/byobsid/1/4961/primary/" + evt2_name(4961, 3)] = [503]
-        cfg = fast_config(tap_url=f"{server.url}/xamin/vo/tap",
-                          archive_url=f"{server.url}/FTP/chandra/data/byobsid")
-        f = ChandraFetcher(cfg, cache=RequestCache(tmp_path / "cache"), transport=DefaultTransport())
+        cfg = fast_config(
+            tap_url=f"{server.url}/xamin/vo/tap",
+            archive_url=f"{server.url}/FTP/chandra/data/byobsid",
+        )
+        f = ChandraFetcher(
+            cfg, cache=RequestCache(tmp_path / "cache"), transport=DefaultTransport()
+        )
         (cutout,) = list(f.cutouts([TARGET], "xray"))
         assert isinstance(cutout, Cutout), cutout
         assert cutout.hdul[0].header["EXPOSURE"] == EXPOSURE
         hits = server.count()
         assert hits == 4  # query, folder listing, a 503, the event file
-        again = ChandraFetcher(cfg, cache=RequestCache(tmp_path / "cache"), transport=DefaultTransport())
+        again = ChandraFetcher(
+            cfg, cache=RequestCache(tmp_path / "cache"), transport=DefaultTransport()
+        )
         list(again.cutouts([TARGET], "xray"))
         assert server.count() == hits
 
@@ -203,8 +229,12 @@ def test_event_files_from_a_local_tree_or_an_object_store(tmp_path, evt2_gz, kin
         tap = (FIXTURES / "heasarc_chanmaster.xml").read_bytes()
         scripted = ScriptedTransport().on("POST", "tap/sync", tap)
         transport.request = scripted.request  # only the TAP query is scripted
-        f = ChandraFetcher(cfg, cache=RequestCache(tmp_path / "cache"), transport=transport,
-                           allowed_protocols=["https", "file", "memory"])
+        f = ChandraFetcher(
+            cfg,
+            cache=RequestCache(tmp_path / "cache"),
+            transport=transport,
+            allowed_protocols=["https", "file", "memory"],
+        )
         (cutout,) = list(f.cutouts([TARGET], "xray"))
         assert isinstance(cutout, Cutout), cutout
         assert cutout.hdul[0].header["OBS_ID"] == 4961
@@ -228,10 +258,13 @@ def test_no_observation_cases(tmp_path, evt2_gz):
     empty = heasarc(cfg, evt2_gz, tap=(FIXTURES / "heasarc_chanmaster_empty.xml").read_bytes())
     assert only(fetcher(tmp_path / "a", empty, cfg)).reason == "no_observation"
     # the archive has no folder for either candidate
-    transport = ScriptedTransport().on("POST", "tap/sync",
-                                       (FIXTURES / "heasarc_chanmaster.xml").read_bytes())
+    transport = ScriptedTransport().on(
+        "POST", "tap/sync", (FIXTURES / "heasarc_chanmaster.xml").read_bytes()
+    )
     failure = only(fetcher(tmp_path / "b", transport, cfg))
-    assert failure.reason == "no_observation" and "4961" in failure.detail and "4963" in failure.detail
+    assert (
+        failure.reason == "no_observation" and "4961" in failure.detail and "4963" in failure.detail
+    )
     # a folder without an ACIS evt2 file
     no_evt = heasarc(cfg, evt2_gz, files={"acisf04961N003_fov1.fits.gz": b"x"})
     assert "no ACIS evt2" in only(fetcher(tmp_path / "c", no_evt, cfg)).detail
@@ -258,7 +291,9 @@ def test_truncated_and_wcs_less_event_files(tmp_path, evt2_gz):
     assert failure.reason == "bad_fits"
     assert not list((tmp_path / "a" / "cache" / "chandra").rglob("*.fits.gz"))  # not cached
     no_wcs = fits_bytes(chandra_evt2(4961, 150.017, 2.005, exposure=1e4, with_wcs=False), "gzip")
-    failure = only(fetcher(tmp_path / "b", heasarc(cfg, evt2_gz, files={evt2_name(4961, 3): no_wcs}), cfg))
+    failure = only(
+        fetcher(tmp_path / "b", heasarc(cfg, evt2_gz, files={evt2_name(4961, 3): no_wcs}), cfg)
+    )
     assert failure.reason == "missing_wcs"
 
 

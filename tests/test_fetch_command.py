@@ -10,13 +10,17 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from survey_mass.commands import fetch
+from survey_mass.cli import fetch
 from survey_mass.constants import SDSS_BANDS
 from survey_mass.errors import UserError
 from survey_mass.sources import real
 from survey_mass.sources.base import CutoutFailure, Source, Target
 from survey_mass.sources.chandra import ChandraFetcher
-from survey_mass.sources.fits_fixtures import (
+from survey_mass.sources.planck import PlanckFetcher
+from survey_mass.sources.real import RealSourceConfig, build_real_source
+from survey_mass.sources.sdss import SDSSFetcher, frame_url
+
+from support.archives import (
     ScriptedTransport,
     chandra_evt2,
     evt2_name,
@@ -25,13 +29,13 @@ from survey_mass.sources.fits_fixtures import (
     sdss_frame,
     skyserver_csv,
 )
-from survey_mass.sources.planck import PlanckFetcher
-from survey_mass.sources.real import RealSourceConfig, build_real_source
-from survey_mass.sources.sdss import SDSSFetcher, frame_url
 
 FIXTURES = Path(__file__).parent / "fixtures" / "fetch"
-TARGETS = [Target("CL1", 150.0, 2.0, 0.8), Target("CL2", 150.01, 2.01, 0.9),
-           Target("FAR", 300.0, -60.0, 0.5)]
+TARGETS = [
+    Target("CL1", 150.0, 2.0, 0.8),
+    Target("CL2", 150.01, 2.01, 0.9),
+    Target("FAR", 300.0, -60.0, 0.5),
+]
 FAST = {"rate_per_s": 1000.0, "backoff_base_s": 0.001, "backoff_max_s": 0.002, "max_tries": 2}
 
 
@@ -54,12 +58,17 @@ def scripted_sky(config: RealSourceConfig) -> ScriptedTransport:
     t.on("POST", r"fGetNearbyObjEq\(300\.0", skyserver_csv([]))
     for band in SDSS_BANDS:
         frame = sdss_frame(band, 1000, 4, 100, 150.0, 2.0, shape=(300, 300), pixel_arcsec=1.6)
-        t.on("GET", frame_url(config.sdss.frames_url, band, 1000, 301, 4, 100).replace(".", r"\."),
-             fits_bytes(frame, "bz2"))
+        t.on(
+            "GET",
+            frame_url(config.sdss.frames_url, band, 1000, 301, 4, 100).replace(".", r"\."),
+            fits_bytes(frame, "bz2"),
+        )
     # HEASARC: the recorded chanmaster answer (observations around (150, +2))
     t.on("POST", "tap/sync", (FIXTURES / "heasarc_chanmaster.xml").read_bytes())
     evt = chandra_evt2(4961, 150.017, 2.005, exposure=3e4, cluster=(150.0, 2.0, 500, 15.0))
-    t.file(f"{config.chandra.archive_url}/1/4961/primary/{evt2_name(4961, 3)}", fits_bytes(evt, "gzip"))
+    t.file(
+        f"{config.chandra.archive_url}/1/4961/primary/{evt2_name(4961, 3)}", fits_bytes(evt, "gzip")
+    )
     return t
 
 
@@ -89,15 +98,20 @@ def test_real_source_config_from_a_toml_table(tmp_path):
     RealSourceConfig()  # the defaults are valid
 
 
-@pytest.mark.parametrize("table, key", [
-    ({"planck": {"map_url": "ftp://host/y.fits"}}, "planck.map_url"),
-    ({"allowed_protocols": ["https"], "chandra": {"archive_url": "s3://nasa-heasarc/x"}},
-     "chandra.archive_url"),
-    ({"sdss": {"skyserver_url": "/local/sql"}}, "sdss.skyserver_url"),
-    ({"sdss": {"rate_per_s": 0}}, "rate_per_s"),
-    ({"chandra": {"max_tries": 0}}, "max_tries"),
-    ({"sdss": {"ratelimit": 3}}, "ratelimit"),
-])
+@pytest.mark.parametrize(
+    "table, key",
+    [
+        ({"planck": {"map_url": "ftp://host/y.fits"}}, "planck.map_url"),
+        (
+            {"allowed_protocols": ["https"], "chandra": {"archive_url": "s3://nasa-heasarc/x"}},
+            "chandra.archive_url",
+        ),
+        ({"sdss": {"skyserver_url": "/local/sql"}}, "sdss.skyserver_url"),
+        ({"sdss": {"rate_per_s": 0}}, "rate_per_s"),
+        ({"chandra": {"max_tries": 0}}, "max_tries"),
+        ({"sdss": {"ratelimit": 3}}, "ratelimit"),
+    ],
+)
 def test_real_source_config_errors_name_the_key(table, key):
     with pytest.raises(ValidationError) as info:
         RealSourceConfig.model_validate(table)
@@ -122,19 +136,27 @@ def test_warm_cache_fetches_everything_once_then_nothing(tmp_path, capsys):
     config = RealSourceConfig.model_validate(job_config(tmp_path))
     transport = scripted_sky(config)
     source = real.RealSource(config, transport=transport)
-    report = fetch.warm_cache(TARGETS, ["optical", "sz", "xray"], config, progress=True,
-                              source=source)
+    report = fetch.warm_cache(
+        TARGETS, ["optical", "sz", "xray"], config, progress=True, source=source
+    )
     assert report.fetched == {"optical": 2, "sz": 3, "xray": 2}
     assert sorted((f.instrument, f.target.target_id, f.reason) for f in report.failures) == [
-        ("optical", "FAR", "no_coverage"), ("xray", "FAR", "no_observation")]
+        ("optical", "FAR", "no_coverage"),
+        ("xray", "FAR", "no_observation"),
+    ]
     assert report.requests == len(transport.calls) > 0
     assert "fetch" in capsys.readouterr().err  # the progress bar
     summary = report.summary()
     assert "2 target(s) failed" in summary and "optical no_coverage: 1" in summary
 
     calls = len(transport.calls)
-    again = fetch.warm_cache(TARGETS, ["optical", "sz", "xray"], config, progress=False,
-                             source=real.RealSource(config, transport=transport))
+    again = fetch.warm_cache(
+        TARGETS,
+        ["optical", "sz", "xray"],
+        config,
+        progress=False,
+        source=real.RealSource(config, transport=transport),
+    )
     assert again.requests == 0 and len(transport.calls) == calls
     assert again.fetched == report.fetched
     assert "0 request(s) sent" in again.summary()
@@ -143,8 +165,13 @@ def test_warm_cache_fetches_everything_once_then_nothing(tmp_path, capsys):
 def test_warm_cache_reports_server_failures_without_raising(tmp_path):
     config = RealSourceConfig.model_validate(job_config(tmp_path))
     transport = ScriptedTransport().on("POST", "x_results", 503).on("POST", "tap/sync", 500)
-    report = fetch.warm_cache(TARGETS[:2], ["optical", "xray"], config, progress=False,
-                              source=real.RealSource(config, transport=transport))
+    report = fetch.warm_cache(
+        TARGETS[:2],
+        ["optical", "xray"],
+        config,
+        progress=False,
+        source=real.RealSource(config, transport=transport),
+    )
     assert report.fetched == {"optical": 0, "xray": 0}
     assert {f.reason for f in report.failures} == {"server_error"}
     assert all("after 2 tries" in f.detail for f in report.failures)
@@ -164,15 +191,17 @@ def test_fetch_command_loads_the_job_and_warms_the_cache(tmp_path, monkeypatch, 
     config = RealSourceConfig.model_validate(table)
     transport = scripted_sky(config)
     spec = types.SimpleNamespace(
-        instruments=["optical", "xray"], targets=None,
-        source=types.SimpleNamespace(kind="real", real=table))
+        instruments=["optical", "xray"],
+        targets=None,
+        source=types.SimpleNamespace(kind="real", real=table),
+    )
     loaded = []
-    fake_config = types.ModuleType("survey_mass.config")
+    fake_config = types.ModuleType("survey_mass.spec.job")
     fake_config.load_job_spec = lambda path: loaded.append(path) or spec
-    fake_targets = types.ModuleType("survey_mass.targets")
+    fake_targets = types.ModuleType("survey_mass.targets.plan")
     fake_targets.load_targets = lambda s: list(TARGETS)
-    monkeypatch.setitem(sys.modules, "survey_mass.config", fake_config)
-    monkeypatch.setitem(sys.modules, "survey_mass.targets", fake_targets)
+    monkeypatch.setitem(sys.modules, "survey_mass.spec.job", fake_config)
+    monkeypatch.setitem(sys.modules, "survey_mass.targets.plan", fake_targets)
     monkeypatch.setattr(real, "DefaultTransport", lambda: transport)
 
     args = parse(["fetch", "jobs/night.toml", "--no-progress", "--limit", "2"])
@@ -192,7 +221,7 @@ def test_fetch_command_loads_the_job_and_warms_the_cache(tmp_path, monkeypatch, 
 
 
 def test_fetch_command_without_the_target_stage_is_a_user_error(monkeypatch):
-    monkeypatch.setitem(sys.modules, "survey_mass.targets", None)  # import fails
+    monkeypatch.setitem(sys.modules, "survey_mass.targets.plan", None)  # import fails
     args = parse(["fetch", "jobs/x.toml"])
     with pytest.raises(UserError, match="fetch needs"):
         args.func(args)
@@ -203,7 +232,9 @@ def test_cli_offers_fetch():
 
     try:
         parser = build_parser()
-    except Exception as err:  # another verb's module may be mid-way; that is not this test's business
+    except (
+        Exception
+    ) as err:  # another verb's module may be mid-way; that is not this test's business
         pytest.skip(f"CLI parser cannot be built right now: {err}")
     args = parser.parse_args(["fetch", "jobs/x.toml", "--no-progress"])
     assert args.func is fetch.run

@@ -10,21 +10,33 @@ import pytest
 
 from survey_mass.sources.archive import ordered_cutouts
 from survey_mass.sources.base import Cutout, CutoutError, CutoutFailure, Target
-from survey_mass.sources.cache import RequestCache, request_key
-from survey_mass.sources.fits_fixtures import ArchiveServer, ScriptedTransport
-from survey_mass.sources.retry import RetryPolicy, Throttle, TransientError, call_with_retry
-from survey_mass.sources.transport import DefaultTransport, Response, Service, url_protocol
+from survey_mass.sources.net.cache import RequestCache, request_key
+from survey_mass.sources.net.retry import RetryPolicy, Throttle, TransientError, call_with_retry
+from survey_mass.sources.net.transport import DefaultTransport, Response, Service, url_protocol
+
+from support.archives import ArchiveServer, ScriptedTransport
 
 
 def no_sleep_policy(tries=4, sleeps=None):
-    return RetryPolicy(max_tries=tries, base_s=0.5, max_s=4.0,
-                       sleep=(sleeps.append if sleeps is not None else lambda s: None),
-                       rng=random.Random(0))
+    return RetryPolicy(
+        max_tries=tries,
+        base_s=0.5,
+        max_s=4.0,
+        sleep=(sleeps.append if sleeps is not None else lambda s: None),
+        rng=random.Random(0),
+    )
 
 
 def make_service(transport, tmp_path, tries=3, timeout_s=5.0, allowed=None):
-    return Service("svc", transport, RequestCache(tmp_path / "cache"), throttle=Throttle(4, None),
-                   retry=no_sleep_policy(tries), timeout_s=timeout_s, allowed_protocols=allowed)
+    return Service(
+        "svc",
+        transport,
+        RequestCache(tmp_path / "cache"),
+        throttle=Throttle(4, None),
+        retry=no_sleep_policy(tries),
+        timeout_s=timeout_s,
+        allowed_protocols=allowed,
+    )
 
 
 # --- retry --------------------------------------------------------------------------------------
@@ -54,8 +66,10 @@ def test_retry_recovers_from_transient_failures_then_succeeds():
     assert len(sleeps) == 2 and all(0 <= s <= 4.0 for s in sleeps)
 
 
-@pytest.mark.parametrize("kind, reason", [("http", "server_error"), ("timeout", "timeout"),
-                                          ("connection", "server_error")])
+@pytest.mark.parametrize(
+    "kind, reason",
+    [("http", "server_error"), ("timeout", "timeout"), ("connection", "server_error")],
+)
 def test_retry_gives_up_after_n_tries_with_a_reason(kind, reason):
     calls = []
 
@@ -171,12 +185,14 @@ def test_service_does_not_cache_an_answer_that_does_not_parse(tmp_path):
 
 
 def test_service_statuses(tmp_path):
-    transport = (ScriptedTransport()
-                 .on("GET", "/flaky", 503, 502, b"finally")
-                 .on("GET", "/down", 503)
-                 .on("GET", "/missing", 404)
-                 .on("GET", "/forbidden", 403)
-                 .on("GET", "/busy", Response(429, b"", "x", {"Retry-After": "0"}), b"ok"))
+    transport = (
+        ScriptedTransport()
+        .on("GET", "/flaky", 503, 502, b"finally")
+        .on("GET", "/down", 503)
+        .on("GET", "/missing", 404)
+        .on("GET", "/forbidden", 403)
+        .on("GET", "/busy", Response(429, b"", "x", {"Retry-After": "0"}), b"ok")
+    )
     service = make_service(transport, tmp_path, tries=3)
     assert service.fetch("GET", "https://a.org/flaky", parse=bytes) == b"finally"
     assert service.fetch("GET", "https://a.org/busy", parse=bytes) == b"ok"
@@ -216,8 +232,9 @@ def test_default_transport_against_local_server(tmp_path):
         got = service.fetch_file(f"{server.url}/sas/frame.fits", parse=lambda p: p.read_bytes())
         assert got == b"F" * 5000
         assert server.count("GET", "/sas/frame.fits") == 3  # two 503s, then the file
-        answer = service.fetch("POST", f"{server.url}/sql", data={"cmd": "SELECT 1"},
-                               parse=bytes.decode)
+        answer = service.fetch(
+            "POST", f"{server.url}/sql", data={"cmd": "SELECT 1"}, parse=bytes.decode
+        )
         assert answer == "#Table1\nSELECT 1"
         # both answers come from the cache now
         again = make_service(transport, tmp_path)
@@ -240,7 +257,9 @@ def test_default_transport_timeouts_and_cut_short_bodies(tmp_path):
         with pytest.raises(CutoutError) as info:
             service.fetch_file(f"{server.url}/f.fits", parse=lambda p: p.read_bytes())
         assert info.value.reason == "timeout"  # first cut short, then too slow: gave up
-        assert service.cache.get("svc", request_key("svc", "FILE", f"{server.url}/f.fits", {})) is None
+        assert (
+            service.cache.get("svc", request_key("svc", "FILE", f"{server.url}/f.fits", {})) is None
+        )
         with pytest.raises(CutoutError, match="not_found"):
             service.fetch_file(f"{server.url}/nothing.fits", parse=lambda p: p)
 

@@ -9,15 +9,19 @@ from astropy.wcs import WCS
 
 from survey_mass.constants import PLANCK_PIXEL, SZ_GRID
 from survey_mass.sources.base import Cutout, CutoutFailure, Target
-from survey_mass.sources.cache import RequestCache
-from survey_mass.sources.fits_fixtures import ArchiveServer, fits_bytes, healpix_ymap
+from survey_mass.sources.net.cache import RequestCache
+from survey_mass.sources.net.transport import DefaultTransport
 from survey_mass.sources.planck import PlanckConfig, PlanckFetcher
-from survey_mass.sources.transport import DefaultTransport
+
+from support.archives import ArchiveServer, fits_bytes, healpix_ymap
 
 RA, DEC = 150.0, 30.0
 PEAK, SIGMA = 1e-4, 0.4  # y, deg
-TARGETS = [Target("c1", RA, DEC, 0.2), Target("c2", RA + 0.5, DEC - 0.3, 0.3),
-           Target("c3", 20.0, -40.0, 0.1)]
+TARGETS = [
+    Target("c1", RA, DEC, 0.2),
+    Target("c2", RA + 0.5, DEC - 0.3, 0.3),
+    Target("c3", 20.0, -40.0, 0.1),
+]
 
 
 def write_map(path, **kw):
@@ -28,8 +32,12 @@ def write_map(path, **kw):
 
 def planck(tmp_path, map_url, transport=None, allowed=None, **kw):
     cfg = PlanckConfig(map_url=map_url, backoff_base_s=0.001, backoff_max_s=0.002, **kw)
-    return PlanckFetcher(cfg, cache=RequestCache(tmp_path / "cache"),
-                         transport=transport or DefaultTransport(), allowed_protocols=allowed)
+    return PlanckFetcher(
+        cfg,
+        cache=RequestCache(tmp_path / "cache"),
+        transport=transport or DefaultTransport(),
+        allowed_protocols=allowed,
+    )
 
 
 def first(fetcher, targets=TARGETS[:1]):
@@ -52,7 +60,9 @@ def test_y_cutout_grid_header_and_centring(tmp_path):
     wcs = WCS(hdu.header)
     assert list(wcs.wcs.ctype) == ["RA---TAN", "DEC--TAN"] and wcs.wcs.radesys == "ICRS"
     assert abs(wcs.wcs.cdelt[0]) == pytest.approx(PLANCK_PIXEL.to_value(u.deg))
-    assert wcs.pixel_to_world_values((SZ_GRID - 1) / 2, (SZ_GRID - 1) / 2) == pytest.approx((RA, DEC))
+    assert wcs.pixel_to_world_values((SZ_GRID - 1) / 2, (SZ_GRID - 1) / 2) == pytest.approx(
+        (RA, DEC)
+    )
     assert np.nanmax(hdu.data) == pytest.approx(PEAK, rel=0.05)
     dx, dy = centroid_offset_pix(hdu.data)
     assert abs(dx) < 0.5 and abs(dy) < 0.5  # the blob sits on the target: frames handled right
@@ -86,8 +96,9 @@ def test_vector_columns_and_column_choice(tmp_path):
 
 def test_unseen_pixels_are_nan_and_an_unseen_target_is_no_coverage(tmp_path):
     path = write_map(tmp_path / "u.fits", unseen_within=(RA + 1.3, DEC, 0.8))
-    results = list(planck(tmp_path, path).cutouts(
-        [TARGETS[0], Target("masked", RA + 1.3, DEC, 0.2)], "sz"))
+    results = list(
+        planck(tmp_path, path).cutouts([TARGETS[0], Target("masked", RA + 1.3, DEC, 0.2)], "sz")
+    )
     partial = results[0].hdul[0]
     assert np.isnan(partial.data).any() and np.isfinite(partial.data).any()
     assert 0 < partial.header["COVERAGE"] < 1
@@ -132,7 +143,9 @@ def test_map_failures_fail_every_target_without_crashing(tmp_path):
         cut = list(planck(tmp_path / "a", f"{server.url}/cut.fits").cutouts(TARGETS, "sz"))
         assert [r.reason for r in cut] == ["bad_fits"] * 3
         assert server.count("GET", "/cut.fits") == 1  # not retried per target, not cached
-        down = list(planck(tmp_path / "b", f"{server.url}/down.fits", max_tries=2).cutouts(TARGETS, "sz"))
+        down = list(
+            planck(tmp_path / "b", f"{server.url}/down.fits", max_tries=2).cutouts(TARGETS, "sz")
+        )
         assert [r.reason for r in down] == ["server_error"] * 3
         assert server.count("GET", "/down.fits") == 2
         gone = list(planck(tmp_path / "c", f"{server.url}/gone.fits").cutouts(TARGETS[:1], "sz"))

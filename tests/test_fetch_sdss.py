@@ -13,15 +13,16 @@ from astropy.wcs import WCS
 
 from survey_mass.constants import COSMOLOGY, OPTICAL_APERTURE, SDSS_BANDS
 from survey_mass.sources.base import Cutout, CutoutFailure, Source, Target
-from survey_mass.sources.cache import RequestCache
-from survey_mass.sources.fits_fixtures import (
+from survey_mass.sources.net.cache import RequestCache
+from survey_mass.sources.net.transport import DefaultTransport
+from survey_mass.sources.sdss import SDSSConfig, SDSSFetcher, field_query, frame_url, parse_fields
+
+from support.archives import (
     ArchiveServer,
     ScriptedTransport,
     fits_bytes,
     sdss_frame,
 )
-from survey_mass.sources.sdss import SDSSConfig, SDSSFetcher, field_query, frame_url, parse_fields
-from survey_mass.sources.transport import DefaultTransport
 
 FIXTURES = Path(__file__).parent / "fixtures" / "fetch"
 RA, DEC = 180.0, 20.0
@@ -34,8 +35,13 @@ TARGET = Target("A1", RA, DEC, 1.0)
 
 
 def fast_config(**kw) -> SDSSConfig:
-    base = dict(rate_per_s=1000.0, frames_rate_per_s=1000.0, backoff_base_s=0.001,
-                backoff_max_s=0.002, max_tries=3)
+    base = dict(
+        rate_per_s=1000.0,
+        frames_rate_per_s=1000.0,
+        backoff_base_s=0.001,
+        backoff_max_s=0.002,
+        max_tries=3,
+    )
     base.update(kw)
     return SDSSConfig(**base)
 
@@ -44,8 +50,18 @@ def frame_bytes(band, run, rerun, camcol, field, **kw):
     ra = RA + (camcol - 2.5) * 2 * 2.2 / 60 / COSD  # camcols 4.4' apart in RA, 5' wide: overlap
     dec = DEC + (field - 210.5) * 2 * 3.0 / 60  # fields 6' apart in Dec, 6.8' long: overlap
     ra += SDSS_BANDS.index(band) * 0.3 / 3600  # bands' frames are offset a little on the sky
-    frame = sdss_frame(band, run, camcol, field, ra, dec, shape=(250, 340), pixel_arcsec=1.2,
-                       sources=[BCG, GALAXY], **kw)
+    frame = sdss_frame(
+        band,
+        run,
+        camcol,
+        field,
+        ra,
+        dec,
+        shape=(250, 340),
+        pixel_arcsec=1.2,
+        sources=[BCG, GALAXY],
+        **kw,
+    )
     return fits_bytes(frame, "bz2")
 
 
@@ -57,7 +73,9 @@ def sdss_archive(cfg, sql_answer=None, frames=None) -> ScriptedTransport:
     """SkyServer answers ``sql_answer`` (default: the recorded four fields); the SAS serves the
     generated frames, or for (band, field) in ``frames`` that list of answers in turn."""
     transport = ScriptedTransport()
-    transport.on("POST", "x_results", sql_answer or (FIXTURES / "skyserver_fields.csv").read_bytes())
+    transport.on(
+        "POST", "x_results", sql_answer or (FIXTURES / "skyserver_fields.csv").read_bytes()
+    )
     for band in SDSS_BANDS:
         for f in FIELDS:
             answers = (frames or {}).get((band, f)) or [frame_bytes(band, *f)]
@@ -66,8 +84,9 @@ def sdss_archive(cfg, sql_answer=None, frames=None) -> ScriptedTransport:
 
 
 def fetcher(tmp_path, transport, cfg=None):
-    return SDSSFetcher(cfg or fast_config(), cache=RequestCache(tmp_path / "cache"),
-                       transport=transport)
+    return SDSSFetcher(
+        cfg or fast_config(), cache=RequestCache(tmp_path / "cache"), transport=transport
+    )
 
 
 def aperture_flux(cutout: Cutout, ra, dec, radius_arcsec):
@@ -121,7 +140,9 @@ def test_sdss_cutout_is_an_aligned_ugriz_cube_in_nanomaggies(tmp_path):
     n = hdu.data.shape[-1]
     assert wcs.pixel_to_world_values((n - 1) / 2, (n - 1) / 2) == pytest.approx((RA, DEC))
     # covers at least the model aperture at the target's redshift
-    aperture = (OPTICAL_APERTURE / COSMOLOGY.angular_diameter_distance(TARGET.z) * u.rad).to_value(u.deg)
+    aperture = (OPTICAL_APERTURE / COSMOLOGY.angular_diameter_distance(TARGET.z) * u.rad).to_value(
+        u.deg
+    )
     assert n * abs(wcs.wcs.cdelt[0]) >= aperture
     assert np.isfinite(hdu.data).all()  # the four fields tile the whole cutout
     # flux is conserved through the mosaic, in every band (one source lies in a frame overlap)
@@ -190,12 +211,14 @@ def test_503_then_success_recovers(tmp_path):
     cfg = fast_config(max_tries=3)
     transport = sdss_archive(cfg)
     transport.routes[0][2].extendleft([503, 503])  # SkyServer fails twice, then answers
-    assert isinstance(list(fetcher(tmp_path, transport, cfg).cutouts([TARGET], "optical"))[0], Cutout)
+    assert isinstance(
+        list(fetcher(tmp_path, transport, cfg).cutouts([TARGET], "optical"))[0], Cutout
+    )
     assert transport.count("POST") == 3
 
 
 def test_timeouts_end_as_timeout(tmp_path):
-    from survey_mass.sources.retry import TransientError
+    from survey_mass.sources.net.retry import TransientError
 
     cfg = fast_config(max_tries=2)
     transport = ScriptedTransport().on("POST", "x_results", TransientError("timeout", "no answer"))
@@ -210,13 +233,17 @@ def test_truncated_frame_is_bad_fits_and_is_fetched_again_next_run(tmp_path):
     transport = sdss_archive(cfg, frames={("r", FIELDS[0]): [cut, good]})
     failure = only(fetcher(tmp_path, transport, cfg))
     assert failure.reason == "bad_fits" and "frame-r-003705-2-0210" in failure.detail
-    assert isinstance(list(fetcher(tmp_path, transport, cfg).cutouts([TARGET], "optical"))[0], Cutout)
+    assert isinstance(
+        list(fetcher(tmp_path, transport, cfg).cutouts([TARGET], "optical"))[0], Cutout
+    )
     assert transport.count("GET", "frame-r-003705-2-0210") == 2
 
 
 def test_frame_without_wcs_is_missing_wcs(tmp_path):
     cfg = fast_config()
-    no_wcs = fits_bytes(sdss_frame("g", 3705, 2, 211, RA, DEC, shape=(20, 20), with_wcs=False), "bz2")
+    no_wcs = fits_bytes(
+        sdss_frame("g", 3705, 2, 211, RA, DEC, shape=(20, 20), with_wcs=False), "bz2"
+    )
     transport = sdss_archive(cfg, frames={("g", FIELDS[1]): [no_wcs]})
     assert only(fetcher(tmp_path, transport, cfg)).reason == "missing_wcs"
 
@@ -235,7 +262,9 @@ def test_frame_missing_on_the_sas_and_uncovered_centre_are_no_coverage(tmp_path)
 def test_bad_redshift_and_too_many_fields(tmp_path):
     cfg = fast_config(max_fields=2)
     transport = sdss_archive(cfg)
-    assert only(fetcher(tmp_path, transport, cfg), Target("z0", RA, DEC, 0.0)).reason == "bad_target"
+    assert (
+        only(fetcher(tmp_path, transport, cfg), Target("z0", RA, DEC, 0.0)).reason == "bad_target"
+    )
     assert only(fetcher(tmp_path, transport, cfg)).reason == "aperture_too_large"
 
 
@@ -245,13 +274,18 @@ def test_bad_redshift_and_too_many_fields(tmp_path):
 def test_sdss_over_http_from_a_local_archive(tmp_path):
     with ArchiveServer() as server:
         server.post["/dr17/en/tools/search/x_results.aspx"] = lambda form: (
-            200, (FIXTURES / "skyserver_fields.csv").read_bytes()
-            if "fGetNearbyObjEq" in form["cmd"] and form["format"] == "csv" else b"bad")
-        cfg = fast_config(skyserver_url=f"{server.url}/dr17/en/tools/search/x_results.aspx",
-                          frames_url=f"{server.url}/sas/dr17/eboss/photoObj/frames")
+            200,
+            (FIXTURES / "skyserver_fields.csv").read_bytes()
+            if "fGetNearbyObjEq" in form["cmd"] and form["format"] == "csv"
+            else b"bad",
+        )
+        cfg = fast_config(
+            skyserver_url=f"{server.url}/dr17/en/tools/search/x_results.aspx",
+            frames_url=f"{server.url}/sas/dr17/eboss/photoObj/frames",
+        )
         for band in SDSS_BANDS:
             for f in FIELDS:
-                path = frame_url(cfg.frames_url, band, *f)[len(server.url):]
+                path = frame_url(cfg.frames_url, band, *f)[len(server.url) :]
                 server.files[path] = frame_bytes(band, *f)
         server.faults["/dr17/en/tools/search/x_results.aspx"] = [503]
         f = SDSSFetcher(cfg, cache=RequestCache(tmp_path / "cache"), transport=DefaultTransport())
@@ -259,6 +293,8 @@ def test_sdss_over_http_from_a_local_archive(tmp_path):
         assert isinstance(cutout, Cutout), cutout
         assert aperture_flux(cutout, *BCG[:2], 8.0) == pytest.approx(np.full(5, 100.0), rel=0.03)
         assert server.count("POST") == 2 and server.count("GET") == 20
-        again = SDSSFetcher(cfg, cache=RequestCache(tmp_path / "cache"), transport=DefaultTransport())
+        again = SDSSFetcher(
+            cfg, cache=RequestCache(tmp_path / "cache"), transport=DefaultTransport()
+        )
         list(again.cutouts([TARGET], "optical"))
         assert server.count() == 22

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from survey_mass.mock.source import MockSource
+from survey_mass.mock.universe import UniverseSpec, base_pixel_clusters
 from survey_mass.preprocess.xray import preprocess_xray
 from survey_mass.sources.base import Cutout, Target
-from survey_mass.sources.mock.source import MockSource
-from survey_mass.sources.mock.universe import UniverseSpec, base_pixel_clusters
 
 SPEC = UniverseSpec(seed=11, density_scale=10)
 

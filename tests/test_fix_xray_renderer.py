@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from astropy import units as u
 
-from survey_mass.footprint import ConeFootprint, healpix
+from survey_mass.mock import xray
+from survey_mass.mock.source import MockSource
+from survey_mass.mock.universe import UniverseSpec, clusters_in
+from survey_mass.pixel_math import healpix
 from survey_mass.sources.base import Cutout, Target
-from survey_mass.sources.mock import xray
-from survey_mass.sources.mock.source import MockSource
-from survey_mass.sources.mock.universe import UniverseSpec, clusters_in
+from survey_mass.spec.footprint import ConeFootprint
 
 SPEC = UniverseSpec(seed=99, density_scale=10)
 ORDER, PIXEL = 6, 17375

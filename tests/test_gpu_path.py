@@ -14,12 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from survey_mass.infer.ensemble import SHIPPED_ZOO, _to_framework, load_ensemble
+from survey_mass.infer.ensemble import _to_framework, load_ensemble
+from survey_mass.mock.source import MockSource
+from survey_mass.mock.universe import UniverseSpec, base_pixel_clusters
 from survey_mass.preprocess.xray import preprocess_xray
 from survey_mass.sources.base import Target
-from survey_mass.sources.mock.source import MockSource
-from survey_mass.sources.mock.universe import UniverseSpec, base_pixel_clusters
 from survey_mass.xp import array_module
+from survey_mass.zoo.registry import SHIPPED_ZOO
 
 
 def _gpu():
@@ -117,7 +118,7 @@ def test_gpu_masses_are_the_cpu_masses(cutouts, ensemble):
 @requires_gpu
 def test_the_worker_plugin_turns_on_tensorflow_memory_growth():
     code = (
-        "from survey_mass.infer.plugin import configure_tensorflow\n"
+        "from survey_mass.runner.worker_plugin import configure_tensorflow\n"
         "configure_tensorflow(1)\n"
         "import tensorflow as tf\n"
         "gpus = tf.config.list_physical_devices('GPU')\n"

@@ -9,12 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from survey_mass.config import parse_job_spec
 from survey_mass.errors import UserError
-from survey_mass.infer.ensemble import SHIPPED_ZOO, resolve_entry
 from survey_mass.infer.joint import JointModel, inverse_variance
-from survey_mass.pipeline import model_paths
-from survey_mass.sources.mock.universe import UniverseSpec
+from survey_mass.mock.universe import UniverseSpec
+from survey_mass.spec.job import parse_job_spec
 from survey_mass.train.data import training_clusters
 from survey_mass.train.joint import (
     JointSpec,
@@ -22,6 +20,7 @@ from survey_mass.train.joint import (
     held_out_comparison,
     weigh_mock_clusters,
 )
+from survey_mass.zoo.registry import SHIPPED_ZOO, resolve_entry, resolve_models
 
 INSTRUMENTS = ["xray", "sz", "optical"]
 SPEC = JointSpec(
@@ -127,7 +126,7 @@ url = "{url}"
 def _paths(tmp_path, instruments='["xray", "sz", "optical"]', models=""):
     models = models.replace("ZOO", str(tmp_path))
     spec = parse_job_spec(JOB.format(instruments=instruments, models=models, url=tmp_path))
-    return model_paths(spec)
+    return resolve_models(spec.models, spec.instruments).entries
 
 
 def test_jobs_use_the_shipped_joint_model_only_for_the_ensembles_it_was_fitted_on(tmp_path):
@@ -186,17 +185,17 @@ def test_shipped_joint_model_beats_the_best_single_instrument_on_fresh_clusters(
 def test_a_three_instrument_shard_is_weighed_jointly_with_calibrated_intervals(tmp_path):
     import pyarrow.dataset as ds
 
-    from survey_mass.pipeline import process_shard
-    from survey_mass.targets import plan_shards
+    from survey_mass.runner.shard import process_shard
+    from survey_mass.targets.plan import plan_shards
 
     spec = parse_job_spec(
         JOB.format(instruments='["xray", "sz", "optical"]', models="", url=tmp_path / "out")
         + "[source]\nmock = { seed = 17, z_max = 0.6, density_scale = 10.0 }\n"
     )
     order, shards = plan_shards(spec)
-    paths = model_paths(spec)
+    models = resolve_models(spec.models, spec.instruments)
     for shard in shards:
-        process_shard(spec, shard, paths, "testhash")
+        process_shard(spec, shard, models, "testhash")
     cat = ds.dataset(tmp_path / "out" / "catalog", format="parquet").to_table().to_pandas()
     assert len(cat) >= 5
     assert cat["models"].str.contains("joint-v1@").all()
@@ -211,6 +210,6 @@ def test_a_three_instrument_shard_is_weighed_jointly_with_calibrated_intervals(t
     half95 = cat["logm500_p97_5"] - cat["logm500"]
     np.testing.assert_allclose(half68, cat["logm500_sigma"])
     # the 95%/68% width ratio is one of the joint model's fitted ones (per instrument combination)
-    fitted = JointModel(paths["joint"]).parameters.interval_scale.values()
+    fitted = JointModel(models.joint.path).parameters.interval_scale.values()
     allowed = {round(k95 / k68, 6) for k68, k95 in fitted}
     assert set(np.round((half95 / half68).to_numpy(), 6)) <= allowed

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from survey_mass.models.manifest import (
+from survey_mass.zoo.manifest import (
     MANIFEST_NAME,
     ModelIntegrityError,
     read_manifest,

@@ -6,16 +6,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from survey_mass.footprint import ConeFootprint, footprint_pixels
-from survey_mass.sources.mock import RENDERERS, ScalingRelation, make_baseline, optical
-from survey_mass.sources.mock.baselines import richness_count
-from survey_mass.sources.mock.universe import UNIVERSE_ORDER, UniverseSpec, clusters_in, efunc
+from survey_mass.mock import RENDERERS, ScalingRelation, make_baseline, optical
+from survey_mass.mock.universe import UNIVERSE_ORDER, UniverseSpec, clusters_in, efunc
+from survey_mass.pixel_math import footprint_pixels
+from survey_mass.spec.footprint import ConeFootprint
+from survey_mass.validate.baselines import richness_count
 
 
 def _sample(spec: UniverseSpec, n: int) -> pd.DataFrame:
     footprint = ConeFootprint(ra=200.0, dec=30.0, radius_deg=1.5)
-    frames = [clusters_in(spec, footprint, UNIVERSE_ORDER, p)
-              for p in footprint_pixels(footprint, UNIVERSE_ORDER)]
+    frames = [
+        clusters_in(spec, footprint, UNIVERSE_ORDER, p)
+        for p in footprint_pixels(footprint, UNIVERSE_ORDER)
+    ]
     return pd.concat(frames, ignore_index=True).head(n)
 
 
@@ -23,11 +26,15 @@ def _held_out_residuals(instrument: str, spec: UniverseSpec, sample: pd.DataFram
     cutouts = [RENDERERS[instrument](state, spec.seed) for _, state in sample.iterrows()]
     train = np.arange(len(sample)) % 2 == 0
     baseline = make_baseline(instrument)
-    baseline.fit([c for c, t in zip(cutouts, train, strict=True) if t],
-                 sample.z[train], sample.log10_m500[train])
+    baseline.fit(
+        [c for c, t in zip(cutouts, train, strict=True) if t],
+        sample.z[train],
+        sample.log10_m500[train],
+    )
     fitted = (baseline.relation.intercept, baseline.relation.slope)
-    predicted = baseline.predict([c for c, t in zip(cutouts, train, strict=True) if not t],
-                                 sample.z[~train])
+    predicted = baseline.predict(
+        [c for c, t in zip(cutouts, train, strict=True) if not t], sample.z[~train]
+    )
     assert (baseline.relation.intercept, baseline.relation.slope) == fitted  # predict never refits
     return predicted - sample.log10_m500[~train].to_numpy()
 
@@ -77,5 +84,7 @@ def test_richness_count_baseline_at_low_redshift():
     assert delta.std() < 0.92 * sample.log10_m500.std()
     rich = sample[sample.richness_true > 30].head(40)
     counts = [richness_count(RENDERERS["optical"](s, spec.seed), s.z) for _, s in rich.iterrows()]
-    members = [optical.lambda_members(s.stream, s.richness_true, spec.seed) for _, s in rich.iterrows()]
+    members = [
+        optical.lambda_members(s.stream, s.richness_true, spec.seed) for _, s in rich.iterrows()
+    ]
     assert np.corrcoef(np.log(np.clip(counts, 1, None)), np.log(members))[0, 1] > 0.5

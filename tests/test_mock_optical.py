@@ -9,16 +9,17 @@ from astropy import units as u
 from astropy.wcs import WCS
 
 from survey_mass.constants import OPTICAL_APERTURE, OPTICAL_GRID, SDSS_PIXEL
-from survey_mass.footprint import ConeFootprint, footprint_pixels
-from survey_mass.sources.mock import optical
-from survey_mass.sources.mock.baselines import galaxy_detections
-from survey_mass.sources.mock.cosmo import angular_diameter_distance_mpc
-from survey_mass.sources.mock.universe import (
+from survey_mass.mock import optical
+from survey_mass.mock.universe import (
     LAMBDA_SLOPE,
     UNIVERSE_ORDER,
     UniverseSpec,
     clusters_in,
 )
+from survey_mass.physics.cosmology import angular_diameter_distance_mpc
+from survey_mass.pixel_math import footprint_pixels
+from survey_mass.spec.footprint import ConeFootprint
+from survey_mass.validate.baselines import galaxy_detections
 
 SEED = 7
 
@@ -27,8 +28,10 @@ SEED = 7
 def sample() -> pd.DataFrame:
     spec = UniverseSpec(seed=SEED, density_scale=30)
     footprint = ConeFootprint(ra=60.0, dec=-20.0, radius_deg=1.0)
-    frames = [clusters_in(spec, footprint, UNIVERSE_ORDER, p)
-              for p in footprint_pixels(footprint, UNIVERSE_ORDER)]
+    frames = [
+        clusters_in(spec, footprint, UNIVERSE_ORDER, p)
+        for p in footprint_pixels(footprint, UNIVERSE_ORDER)
+    ]
     return pd.concat(frames, ignore_index=True).head(400)
 
 
@@ -36,7 +39,11 @@ def sample() -> pd.DataFrame:
 def test_binning_covers_the_physical_aperture(z):
     b = optical.binning(z)
     width_mpc = (OPTICAL_GRID * b * SDSS_PIXEL).to_value(u.rad) * angular_diameter_distance_mpc(z)
-    assert OPTICAL_APERTURE.to_value(u.Mpc) <= width_mpc < OPTICAL_APERTURE.to_value(u.Mpc) * (1 + 1 / b) + 1e-9
+    assert (
+        OPTICAL_APERTURE.to_value(u.Mpc)
+        <= width_mpc
+        < OPTICAL_APERTURE.to_value(u.Mpc) * (1 + 1 / b) + 1e-9
+    )
 
 
 def test_red_sequence_colours_follow_redshift_as_observed():
@@ -62,7 +69,9 @@ def test_member_colours_measured_in_images_match_the_red_sequence(sample):
         found = galaxy_detections(hdul)
         gal = optical.members(state, SEED)
         truth = optical.apparent_mags(gal.abs_mag_r, state.z, gal.red)
-        pix_mpc = np.radians(abs(WCS(hdul[0].header).wcs.cdelt[0])) * angular_diameter_distance_mpc(state.z)
+        pix_mpc = np.radians(abs(WCS(hdul[0].header).wcs.cdelt[0])) * angular_diameter_distance_mpc(
+            state.z
+        )
         col = (OPTICAL_GRID - 1) / 2 + gal.x_mpc.to_numpy() / pix_mpc
         row = (OPTICAL_GRID - 1) / 2 + gal.y_mpc.to_numpy() / pix_mpc
         dist = np.hypot(col[:, None] - found["col"], row[:, None] - found["row"])
@@ -76,8 +85,12 @@ def test_member_colours_measured_in_images_match_the_red_sequence(sample):
 
 def test_lambda_m_relation_of_members(sample):
     """Members >= 0.2 L* in R_lambda ~ Poisson(lambda_true): slope 0.83, scatter ~0.25 (+Poisson)."""
-    counts = np.array([optical.lambda_members(s, r, SEED)
-                       for s, r in zip(sample.stream, sample.richness_true, strict=True)])
+    counts = np.array(
+        [
+            optical.lambda_members(s, r, SEED)
+            for s, r in zip(sample.stream, sample.richness_true, strict=True)
+        ]
+    )
     rich = counts >= 10
     x = np.log(10 ** sample.log10_m500.to_numpy()[rich])
     y = np.log(counts[rich])
@@ -98,8 +111,12 @@ def test_image_flux_is_the_sum_of_its_galaxies(sample):
 
 def test_bcg_brightens_with_mass(sample):
     """The BCG's luminosity carries mass information beyond richness (L ~ M^0.4)."""
-    bcg = np.array([optical.members(s, SEED).abs_mag_r.iloc[0] for _, s in sample.head(200).iterrows()])
-    slope = np.polyfit(sample.log10_m500.head(200), bcg + optical.MSTAR_EVOLUTION * sample.z.head(200), 1)[0]
+    bcg = np.array(
+        [optical.members(s, SEED).abs_mag_r.iloc[0] for _, s in sample.head(200).iterrows()]
+    )
+    slope = np.polyfit(
+        sample.log10_m500.head(200), bcg + optical.MSTAR_EVOLUTION * sample.z.head(200), 1
+    )[0]
     assert slope == pytest.approx(-2.5 * optical.BCG_SLOPE, abs=0.3)
 
 
@@ -115,8 +132,12 @@ def test_fits_cube_header_and_wcs(sample):
     ra, dec = wcs.wcs_pix2world([[(OPTICAL_GRID - 1) / 2] * 2], 0)[0]
     assert (ra, dec) == pytest.approx((state.ra, state.dec), abs=1e-9)
     noise = np.array([header[f"SKYSIG_{b}"] for b in "UGRIZ"])
-    sky = np.median(np.abs(hdul[0].data - np.median(hdul[0].data, axis=(1, 2), keepdims=True)),
-                    axis=(1, 2)) * 1.4826
+    sky = (
+        np.median(
+            np.abs(hdul[0].data - np.median(hdul[0].data, axis=(1, 2), keepdims=True)), axis=(1, 2)
+        )
+        * 1.4826
+    )
     np.testing.assert_allclose(sky, noise, rtol=0.15)  # sky-dominated pixels
     assert np.array_equal(hdul[0].data, optical.optical_hdul(state, SEED)[0].data)
 

@@ -27,7 +27,9 @@ def test_writes_truth_catalogs_and_cutouts(tmp_path, capsys):
         table = pq.read_table(out / f"{kind}.parquet")
         assert table.num_rows == summary["rows"][kind]
         assert set(json.loads(table.schema.metadata[b"units"])) == set(table.column_names)
-        assert set(table.column("target_id").to_pylist()) <= set(truth.column("target_id").to_pylist())
+        assert set(table.column("target_id").to_pylist()) <= set(
+            truth.column("target_id").to_pylist()
+        )
     for instrument in ("xray", "sz", "optical"):
         [path] = (out / "cutouts" / instrument).glob("*.fits")
         with fits.open(path) as hdul:
@@ -41,10 +43,13 @@ def test_same_seed_same_survey_and_n_max(tmp_path):
     assert a.num_rows == 5 and a.equals(b)
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    (["--instruments", "xray,radio"], "unknown radio"),
-    (["--n-max", "0"], "--n-max must be a positive"),
-])
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--instruments", "xray,radio"], "unknown radio"),
+        (["--n-max", "0"], "--n-max must be a positive"),
+    ],
+)
 def test_bad_input_is_named(tmp_path, capsys, extra, message):
     assert main([*ARGS, "--out", str(tmp_path / "x"), *extra]) == 2
     assert message in capsys.readouterr().err
@@ -63,7 +68,7 @@ def test_bad_cone_and_non_empty_out_are_refused(tmp_path, capsys):
 def test_stream_buffers_a_bounded_number_of_chunks(tmp_path):
     import pandas as pd
 
-    from survey_mass.commands.simulate import _ParquetStream
+    from survey_mass.cli.simulate import _ParquetStream
 
     stream = _ParquetStream(tmp_path / "t.parquet", {"a": ""})
     for i in range(1000):

@@ -10,23 +10,26 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from survey_mass.constants import PLANCK_BEAM_FWHM, PLANCK_PIXEL, SZ_GRID
-from survey_mass.footprint import ConeFootprint, footprint_pixels
-from survey_mass.sources.mock import sz
-from survey_mass.sources.mock.cosmo import angular_diameter_distance_mpc
-from survey_mass.sources.mock.universe import (
+from survey_mass.mock import sz
+from survey_mass.mock.universe import (
     UNIVERSE_ORDER,
     Y_SLOPE,
     UniverseSpec,
     clusters_in,
     efunc,
 )
+from survey_mass.physics.cosmology import angular_diameter_distance_mpc
+from survey_mass.pixel_math import footprint_pixels
+from survey_mass.spec.footprint import ConeFootprint
 
 
 def _sample(n: int, seed: int = 7) -> pd.DataFrame:
     spec = UniverseSpec(seed=seed, density_scale=30)
     footprint = ConeFootprint(ra=60.0, dec=-20.0, radius_deg=1.0)
-    frames = [clusters_in(spec, footprint, UNIVERSE_ORDER, p)
-              for p in footprint_pixels(footprint, UNIVERSE_ORDER)]
+    frames = [
+        clusters_in(spec, footprint, UNIVERSE_ORDER, p)
+        for p in footprint_pixels(footprint, UNIVERSE_ORDER)
+    ]
     return pd.concat(frames, ignore_index=True).head(n)
 
 
@@ -65,8 +68,11 @@ def test_y_m_slope_and_scatter_recovered(sample):
     pixel_sr = PLANCK_PIXEL.to_value(u.rad) ** 2
     y5 = np.array([sz.signal_map(s).sum() * pixel_sr for _, s in relaxed.iterrows()])
     x = np.log(10 ** relaxed.log10_m500.to_numpy())
-    y = np.log(y5 * angular_diameter_distance_mpc(relaxed.z.to_numpy()) ** 2
-               / efunc(relaxed.z.to_numpy()) ** (2 / 3))
+    y = np.log(
+        y5
+        * angular_diameter_distance_mpc(relaxed.z.to_numpy()) ** 2
+        / efunc(relaxed.z.to_numpy()) ** (2 / 3)
+    )
     slope, intercept = np.polyfit(x, y, 1)
     scatter = np.std(y - (slope * x + intercept))
     assert slope == pytest.approx(Y_SLOPE, abs=0.08)
@@ -77,7 +83,8 @@ def test_beam_fwhm_measured_from_a_point_source():
     point = np.zeros((128, 128))
     point[64, 64] = 1.0
     assert _fwhm_arcmin(sz.beam_convolve(point)) == pytest.approx(
-        PLANCK_BEAM_FWHM.to_value(u.arcmin), rel=0.03)
+        PLANCK_BEAM_FWHM.to_value(u.arcmin), rel=0.03
+    )
 
 
 def test_unresolved_cluster_has_the_beam_size(sample):
@@ -93,7 +100,10 @@ def test_noise_has_a_red_power_spectrum_and_planck_rms(shared_data):
     r = np.hypot(*(np.mgrid[:SZ_GRID, :SZ_GRID] - (SZ_GRID - 1) / 2))
     real_rms = real[r > 30].std()  # away from the cluster
     rng = np.random.default_rng(0)
-    maps = [sz.noise_map(rng, SZ_GRID + 2 * sz.PAD)[sz.PAD:-sz.PAD, sz.PAD:-sz.PAD] for _ in range(30)]
+    maps = [
+        sz.noise_map(rng, SZ_GRID + 2 * sz.PAD)[sz.PAD : -sz.PAD, sz.PAD : -sz.PAD]
+        for _ in range(30)
+    ]
     mock_rms = np.mean([m[r > 30].std() for m in maps])
     assert mock_rms == pytest.approx(real_rms, rel=0.25)
     ell = sz._ell_grid(128)

@@ -9,15 +9,16 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import pandas as pd
 
-from survey_mass.footprint import ConeFootprint, footprint_pixels
-from survey_mass.sources.mock import RENDERERS
-from survey_mass.sources.mock.external import pixel_catalog
-from survey_mass.sources.mock.universe import (
+from survey_mass.mock import RENDERERS
+from survey_mass.mock.external import pixel_catalog
+from survey_mass.mock.universe import (
     UNIVERSE_ORDER,
     UniverseSpec,
     clusters_in,
     clusters_per_deg2,
 )
+from survey_mass.pixel_math import footprint_pixels
+from survey_mass.spec.footprint import ConeFootprint
 
 SPEC = UniverseSpec(seed=99, density_scale=20)
 FOOTPRINT = ConeFootprint(ra=300.0, dec=-45.0, radius_deg=0.6)
@@ -49,13 +50,23 @@ def test_same_survey_on_one_or_two_fresh_workers():
 
 
 def test_coarser_shards_hold_the_same_clusters():
-    fine = pd.concat([clusters_in(SPEC, FOOTPRINT, UNIVERSE_ORDER, p)
-                      for p in footprint_pixels(FOOTPRINT, UNIVERSE_ORDER)], ignore_index=True)
-    coarse = pd.concat([clusters_in(SPEC, FOOTPRINT, 4, p) for p in footprint_pixels(FOOTPRINT, 4)],
-                       ignore_index=True)
+    fine = pd.concat(
+        [
+            clusters_in(SPEC, FOOTPRINT, UNIVERSE_ORDER, p)
+            for p in footprint_pixels(FOOTPRINT, UNIVERSE_ORDER)
+        ],
+        ignore_index=True,
+    )
+    coarse = pd.concat(
+        [clusters_in(SPEC, FOOTPRINT, 4, p) for p in footprint_pixels(FOOTPRINT, 4)],
+        ignore_index=True,
+    )
     key = "target_id"
-    pd.testing.assert_frame_equal(fine.sort_values(key).reset_index(drop=True),
-                                  coarse.sort_values(key).reset_index(drop=True), check_exact=True)
+    pd.testing.assert_frame_equal(
+        fine.sort_values(key).reset_index(drop=True),
+        coarse.sort_values(key).reset_index(drop=True),
+        check_exact=True,
+    )
     # and their number is the Tinker 2008 expectation for the area, within Poisson noise
     expected = clusters_per_deg2(SPEC) * FOOTPRINT.area_deg2()
     assert abs(len(fine) - expected) < 4 * np.sqrt(expected)

@@ -9,11 +9,8 @@ from astropy import units as u
 from astropy.wcs import WCS
 
 from survey_mass.constants import XRAY_APERTURE, XRAY_GRID
-from survey_mass.footprint import ConeFootprint, footprint_pixels
-from survey_mass.sources.mock import xray
-from survey_mass.sources.mock.baselines import core_excised_lx
-from survey_mass.sources.mock.cosmo import luminosity_distance_mpc
-from survey_mass.sources.mock.universe import (
+from survey_mass.mock import xray
+from survey_mass.mock.universe import (
     LX_EZ,
     LX_SLOPE,
     UNIVERSE_ORDER,
@@ -22,21 +19,31 @@ from survey_mass.sources.mock.universe import (
     efunc,
     r500_mpc,
 )
+from survey_mass.physics.cosmology import luminosity_distance_mpc
+from survey_mass.pixel_math import footprint_pixels
+from survey_mass.spec.footprint import ConeFootprint
+from survey_mass.validate.baselines import core_excised_lx
 
 
 @pytest.fixture(scope="module")
 def sample() -> pd.DataFrame:
     spec = UniverseSpec(seed=7, density_scale=30)
     footprint = ConeFootprint(ra=60.0, dec=-20.0, radius_deg=1.0)
-    frames = [clusters_in(spec, footprint, UNIVERSE_ORDER, p)
-              for p in footprint_pixels(footprint, UNIVERSE_ORDER)]
+    frames = [
+        clusters_in(spec, footprint, UNIVERSE_ORDER, p)
+        for p in footprint_pixels(footprint, UNIVERSE_ORDER)
+    ]
     return pd.concat(frames, ignore_index=True).head(300)
 
 
 def _cluster_counts(state: pd.Series, npix: int = 64) -> float:
     counts, exposure = xray.expected_counts(state, npix)
-    pixel_arcmin = (XRAY_APERTURE / npix / (luminosity_distance_mpc(state.z) / (1 + state.z) ** 2
-                                           * u.Mpc) * u.rad).to_value(u.arcmin)
+    pixel_arcmin = (
+        XRAY_APERTURE
+        / npix
+        / (luminosity_distance_mpc(state.z) / (1 + state.z) ** 2 * u.Mpc)
+        * u.rad
+    ).to_value(u.arcmin)
     return float(counts.sum() - xray.ACIS_BACKGROUND_RATE * exposure * pixel_arcmin**2 * npix**2)
 
 
@@ -82,7 +89,8 @@ def test_fits_cutout_has_a_physical_wcs(sample):
     hdul = xray.xray_hdul(state, 5)
     wcs = WCS(hdul[0].header)
     width_mpc = (abs(wcs.wcs.cdelt[0]) * XRAY_GRID * u.deg).to_value(u.rad) * (
-        luminosity_distance_mpc(state.z) / (1 + state.z) ** 2)
+        luminosity_distance_mpc(state.z) / (1 + state.z) ** 2
+    )
     assert width_mpc == pytest.approx(XRAY_APERTURE.to_value(u.Mpc), rel=1e-4)
     assert hdul[0].header["EXPOSURE"] == pytest.approx(state.xray_exposure_ks * 1e3)
     assert np.array_equal(hdul[0].data, xray.xray_hdul(state, 5)[0].data)

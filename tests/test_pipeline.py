@@ -13,10 +13,10 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from survey_mass.footprint import footprint_pixels
-from survey_mass.pipeline import run_job
-from survey_mass.sources.mock import universe
-from survey_mass.targets import shard_order
+from survey_mass.mock import universe
+from survey_mass.pixel_math import footprint_pixels
+from survey_mass.runner.job import run_job
+from survey_mass.targets.plan import shard_order
 
 
 def read_catalog(root: Path) -> pd.DataFrame:

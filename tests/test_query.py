@@ -10,7 +10,7 @@ from astropy.table import Table
 from survey_mass.catalog.query import cone_search, export, query
 from survey_mass.cli import main
 from survey_mass.errors import UserError
-from survey_mass.footprint import ConeFootprint
+from survey_mass.spec.footprint import ConeFootprint
 
 
 def test_sql_reads_the_catalog_and_the_quarantine(mock_catalog):

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from astropy import units as u
 
-from survey_mass.crossmatch.external import name_key, read_catalog
 from survey_mass.crossmatch.match import MatchSpec, partitioned_sky_match, sky_match
+from survey_mass.references import name_key, read_catalog
 from survey_mass.validate.job import load_report_job, run_report_job
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,16 +13,18 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from dask_cli import DaskCLICluster
-from mass_catalog_factory import write_mass_catalog
 
 from survey_mass.catalog.query import query
 from survey_mass.cli import main
-from survey_mass.config import parse_job_spec, url_protocols
 from survey_mass.errors import JobSpecError, UserError
 from survey_mass.infer.ensemble import FoldEnsemble
-from survey_mass.models.manifest import write_manifest
-from survey_mass.pipeline import run_job
+from survey_mass.runner.job import run_job
+from survey_mass.spec.job import parse_job_spec
+from survey_mass.spec.urls import url_protocols
+from survey_mass.zoo.manifest import write_manifest
+
+from support.dask_cli import DaskCLICluster
+from support.mass_catalog_factory import write_mass_catalog
 
 MINIMAL = """
 name = "t"
@@ -86,7 +88,7 @@ def test_a_run_with_a_code_carrying_model_stops_with_a_clear_error(code_carrying
 def test_a_tampered_model_stops_the_run_before_any_worker_starts(tmp_path, capsys):
     import shutil
 
-    from survey_mass.infer.ensemble import SHIPPED_ZOO
+    from survey_mass.zoo.registry import SHIPPED_ZOO
 
     entry = tmp_path / "xray-v1"
     shutil.copytree(SHIPPED_ZOO / "xray-v1", entry)

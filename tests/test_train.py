@@ -9,7 +9,7 @@ import pytest
 
 from survey_mass.cli import main
 from survey_mass.infer.ensemble import FoldEnsemble
-from survey_mass.models.manifest import ModelIntegrityError
+from survey_mass.zoo.manifest import ModelIntegrityError
 from survey_mass.models.xray import PAPER_PARAMETERS, build_xray_cnn
 from survey_mass.train.folds import fold_split, mass_sorted_folds
 

@@ -13,8 +13,8 @@ from survey_mass.infer.ensemble import FoldEnsemble
 from survey_mass.models.optical import EXTRACTOR_NAME, PER_BAND_LAYER
 from survey_mass.preprocess.optical import preprocess_optical
 from survey_mass.sources.base import Target
-from survey_mass.sources.mock.source import MockSource
-from survey_mass.sources.mock.universe import UniverseSpec
+from survey_mass.mock.source import MockSource
+from survey_mass.mock.universe import UniverseSpec
 from survey_mass.train.data import training_clusters, training_inputs
 from survey_mass.train.optical import single_bands
 

@@ -11,8 +11,8 @@ import pytest
 from survey_mass.cli import main
 from survey_mass.constants import Z_BINS
 from survey_mass.infer.ensemble import FoldEnsemble
-from survey_mass.models.manifest import sha256_file
-from survey_mass.sources.mock.universe import UniverseSpec, clusters_per_deg2
+from survey_mass.zoo.manifest import sha256_file
+from survey_mass.mock.universe import UniverseSpec, clusters_per_deg2
 from survey_mass.train.data import training_clusters, training_inputs
 from survey_mass.train.sz import bin_universe, choose
 

@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from astropy import units as u
-from mass_catalog_factory import write_mass_catalog
 from scipy import stats
 
 from survey_mass.cli import main
@@ -25,6 +24,8 @@ from survey_mass.validate.metrics import (
     summarize,
 )
 from survey_mass.validate.report import InterpretationMap, build_report
+
+from support.mass_catalog_factory import write_mass_catalog
 
 LN10 = np.log(10.0)
 
@@ -317,9 +318,9 @@ def test_report_opens_in_headless_chromium_and_every_plot_decodes(tmp_path):
 
 def test_report_on_a_mock_run_draws_the_truth_for_the_runs_footprint(tmp_path):
     pytest.importorskip(
-        "survey_mass.sources.mock.external", reason="the simulator's mock catalogs are not built"
+        "survey_mass.mock.external", reason="the simulator's mock catalogs are not built"
     )
-    from survey_mass.crossmatch.external import read_catalog
+    from survey_mass.references import read_catalog
 
     footprint = {"kind": "cone", "ra": 150.0, "dec": 2.0, "radius_deg": 2.0}
     truth = read_catalog("mock_truth", mock_kwargs={"spec": {"seed": 42}, "footprint": footprint})

@@ -20,9 +20,10 @@ from astropy import units as u
 from astropy.io import fits
 from astropy.table import Table
 
-from survey_mass.catalog.layout import CatalogLayout
+from survey_mass.catalog.paths import CATALOG, CatalogLayout
 from survey_mass.errors import UserError
-from survey_mass.footprint import ConeFootprint, healpix
+from survey_mass.pixel_math import healpix
+from survey_mass.spec.footprint import ConeFootprint
 
 #: only SELECT: ``EXPLAIN ANALYZE`` runs the statement it explains (``COPY ... TO`` would write)
 READ_ONLY_STATEMENTS = {duckdb.StatementType.SELECT}
@@ -48,8 +49,12 @@ def connect(url: str) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
     con.execute(f"SET allowed_directories=['{root}/']")
     con.execute("SET enable_external_access=false")
-    for view in ("catalog", "quarantine"):
-        files = sorted(str(p) for p in (root / view).rglob("*.parquet"))
+    layout = CatalogLayout(url)
+    tables = {
+        "catalog": [p.path for p in layout.partitions(CATALOG)],
+        "quarantine": layout.quarantine_files(),
+    }
+    for view, files in tables.items():
         if files:
             con.execute(
                 f"CREATE VIEW {view} AS SELECT * FROM read_parquet({files!r}, union_by_name=true)"
@@ -87,7 +92,7 @@ def cone_search(url: str, ra: float, dec: float, radius_deg: float) -> ConeResul
     if not fs.exists(layout.metadata):
         raise UserError(f"{url} is not a finished catalog (no _metadata)")
     order = json.loads(fs.cat_file(layout.provenance))["order"]
-    files = fs.glob(f"{layout.root}/catalog/Norder={order}/**/*.parquet")
+    files = [p.path for p in layout.partitions(CATALOG, order)]
     margin = healpix(order).pixel_resolution.to_value(u.deg)
     wanted = healpix(order).cone_search_lonlat(
         ra * u.deg, dec * u.deg, min(radius_deg + margin, 180.0) * u.deg

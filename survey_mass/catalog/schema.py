@@ -5,8 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from survey_mass.constants import INSTRUMENTS
-
-SPATIAL_INDEX = "_healpix_29"
+from survey_mass.pixel_math import SPATIAL_INDEX_COLUMN
 
 #: flag bits
 FLAG_MISSING = {instrument: 1 << i for i, instrument in enumerate(INSTRUMENTS)}  # 1, 2, 4
@@ -24,7 +23,9 @@ def catalog_schema(instruments: list[str]) -> pa.Schema:
         _field("ra", pa.float64(), "deg", "right ascension, ICRS"),
         _field("dec", pa.float64(), "deg", "declination, ICRS"),
         _field("z", pa.float64(), "", "redshift used for the mass"),
-        _field(SPATIAL_INDEX, pa.int64(), "", "HEALPix nested index at order 29 (spatial index)"),
+        _field(
+            SPATIAL_INDEX_COLUMN, pa.int64(), "", "HEALPix nested index at order 29 (spatial index)"
+        ),
     ]
     for inst in instruments:
         fields += [

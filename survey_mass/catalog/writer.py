@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from survey_mass.catalog.layout import UNPLACED, CatalogLayout
+from survey_mass.catalog.paths import UNPLACED, CatalogLayout
 from survey_mass.catalog.schema import catalog_schema, quarantine_schema
 from survey_mass.errors import UserError
 
@@ -72,7 +72,7 @@ def done_shards(layout: CatalogLayout, job_hash: str) -> dict[int, dict]:
     """Markers of finished shards; refuses an output folder written by a different job spec."""
     fs = layout.fs
     markers = {}
-    for path in fs.glob(f"{layout.root}/_done/*.json"):
+    for path in layout.done_markers:
         with fs.open(path) as fh:
             marker = json.load(fh)
         if marker["job_hash"] != job_hash:

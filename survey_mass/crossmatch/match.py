@@ -21,9 +21,14 @@ import pandas as pd
 from astropy import units as u
 from astropy.coordinates import SkyCoord, search_around_sky
 
-from survey_mass.crossmatch.relations import theta500
 from survey_mass.errors import UserError
-from survey_mass.footprint import healpix
+from survey_mass.physics.relations import theta500
+from survey_mass.pixel_math import (
+    SPATIAL_INDEX_COLUMN,
+    healpix,
+    pixels_at_order,
+    radec_to_pixels,
+)
 
 Mode = Literal["nearest", "all"]
 PAIR_COLUMNS = ("left", "right", "sep_arcsec", "dz")
@@ -160,16 +165,10 @@ def _match_block(
 
 
 def pixels_at(frame: pd.DataFrame, order: int) -> np.ndarray:
-    """Nested HEALPix pixel of each row at ``order`` (from ``_healpix_29`` when present)."""
-    if "_healpix_29" in frame:
-        return frame["_healpix_29"].to_numpy(np.int64) >> (2 * (29 - order))
-    hp = healpix(order)
-    return np.asarray(
-        hp.lonlat_to_healpix(
-            frame["ra"].to_numpy(float) * u.deg, frame["dec"].to_numpy(float) * u.deg
-        ),
-        dtype=np.int64,
-    )
+    """Nested HEALPix pixel of each row at ``order`` (from the spatial index when present)."""
+    if SPATIAL_INDEX_COLUMN in frame:
+        return pixels_at_order(frame[SPATIAL_INDEX_COLUMN].to_numpy(np.int64), order)
+    return radec_to_pixels(frame["ra"].to_numpy(float), frame["dec"].to_numpy(float), order)
 
 
 class MarginCache:

@@ -1,21 +1,17 @@
-"""Read our mass catalogs (HATS-style HEALPix-partitioned Parquet) partition by partition.
+"""Crossmatch a mass catalog partition by partition.
 
-Layout: ``ROOT/catalog/Norder=K/Dir=D/Npix=P.parquet``, on any fsspec filesystem (written by
-survey_mass.catalog.writer; cone searches live in survey_mass.catalog.query). A crossmatch walks
-the partitions one at a time against a reference catalog's margin cache (match.partitioned_match),
-so memory holds one partition and the matches, whatever the catalog's size.
+The crossmatch walks the partitions one at a time (``catalog.reader.iter_partitions``) against a
+reference catalog's margin cache (match.partitioned_match), so memory holds one partition and the
+matches, whatever the catalog's size.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
-import fsspec
 import pandas as pd
-import pyarrow.dataset as ds
 
+from survey_mass.catalog.reader import iter_partitions, read_mass_catalog
 from survey_mass.crossmatch.match import (
     MarginCache,
     MatchSpec,
@@ -23,63 +19,6 @@ from survey_mass.crossmatch.match import (
     margin_order,
     partitioned_match,
 )
-from survey_mass.errors import UserError
-
-_PARTITION = re.compile(r"Norder=(\d+)/Dir=\d+/Npix=(\d+)\.parquet$")
-
-
-@dataclass(frozen=True)
-class Partition:
-    order: int
-    pixel: int
-    path: str
-
-
-def list_partitions(catalog: str) -> list[Partition]:
-    """Every partition file of the catalog at ``catalog`` (a local path or fsspec URL)."""
-    fs, root = fsspec.core.url_to_fs(str(catalog))
-    root = root.rstrip("/")
-    files = fs.glob(f"{root}/catalog/Norder=*/Dir=*/Npix=*.parquet")
-    parts = []
-    for path in files:
-        found = _PARTITION.search(path)
-        if found:
-            parts.append(Partition(int(found.group(1)), int(found.group(2)), path))
-    if not parts:
-        raise UserError(
-            f"no mass catalog at {catalog}: expected {catalog}/catalog/Norder=K/Dir=D/Npix=P.parquet "
-            "(the output folder of `survey-mass run`)"
-        )
-    return sorted(parts, key=lambda p: (p.order, p.pixel))
-
-
-def read_partitions(
-    catalog: str, parts: Sequence[Partition], columns: Sequence[str] | None = None
-) -> pd.DataFrame:
-    """The rows of the given partitions, with units from the Parquet field metadata in attrs."""
-    fs, _ = fsspec.core.url_to_fs(str(catalog))
-    dataset = ds.dataset([p.path for p in parts], format="parquet", filesystem=fs)
-    table = dataset.to_table(columns=list(columns) if columns else None)
-    frame = table.to_pandas()
-    frame.attrs["units"] = {
-        f.name: f.metadata[b"unit"].decode()
-        for f in table.schema
-        if f.metadata and b"unit" in f.metadata
-    }
-    return frame
-
-
-def read_mass_catalog(catalog: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """The whole catalog (partitions in (order, pixel) order)."""
-    return read_partitions(catalog, list_partitions(catalog), columns)
-
-
-def iter_partitions(
-    catalog: str, columns: Sequence[str] | None = None
-) -> Iterator[tuple[int, int, pd.DataFrame]]:
-    """``(order, pixel, rows)`` per partition, loading one partition at a time."""
-    for part in list_partitions(catalog):
-        yield part.order, part.pixel, read_partitions(catalog, [part], columns)
 
 
 def match_catalog(

@@ -13,38 +13,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from survey_mass.constants import GAUSS_95, Z_BINS
-from survey_mass.errors import UserError
-from survey_mass.models.manifest import entry_version, verify_manifest
 from survey_mass.preprocess.augment import tta_mean
 from survey_mass.xp import to_numpy
-
-SHIPPED_ZOO = Path(str(resources.files("survey_mass") / "zoo"))
-
-
-def resolve_entry(name_or_path: str, extra_zoo: str | None = None) -> Path:
-    """A zoo folder from a path, or a name looked up in ``extra_zoo`` then the shipped zoo."""
-    candidates = [Path(name_or_path)]
-    if extra_zoo:
-        candidates.append(Path(extra_zoo) / name_or_path)
-    candidates.append(SHIPPED_ZOO / name_or_path)
-    for path in candidates:
-        if (path / "manifest.json").is_file():
-            return path.resolve()
-    shipped = (
-        sorted(p.name for p in SHIPPED_ZOO.iterdir() if (p / "manifest.json").is_file())
-        if SHIPPED_ZOO.is_dir()
-        else []
-    )
-    raise UserError(
-        f"model ensemble {name_or_path!r} not found (looked in {[str(c) for c in candidates]}); "
-        f"shipped ensembles: {shipped}; train one with `survey-mass train`"
-    )
+from survey_mass.zoo.manifest import entry_version, verify_manifest
 
 
 @dataclass
@@ -93,6 +69,11 @@ class FoldEnsemble:
     @property
     def version(self) -> str:
         return entry_version(self.manifest)
+
+    @property
+    def input_shape(self) -> tuple:
+        """(H, W, C) of one model input."""
+        return tuple(self.members[0][0].input_shape[1:])
 
     def _member_predict(self, model, inputs, batch_size: int) -> np.ndarray:
         """(N, 2): log10 M and the aleatoric variance (NaN for a member without one)."""

@@ -25,9 +25,9 @@ import numpy as np
 
 from survey_mass.constants import GAUSS_95, INSTRUMENTS
 from survey_mass.infer.ensemble import load_once
-from survey_mass.models.manifest import entry_version, verify_manifest
+from survey_mass.zoo.manifest import entry_version, verify_manifest
+from survey_mass.zoo.registry import JOINT, fitted_on_mismatch
 
-JOINT = "joint"
 MODEL_FILE = "joint.json"
 
 
@@ -175,11 +175,7 @@ class JointModel:
 
     def mismatch(self, versions: dict[str, str]) -> list[str]:
         """Why this model can't combine the given ``instrument -> ensemble version``; [] if it can."""
-        return [
-            f"{inst}: job uses {v}, {self.name} was fitted on {self.fitted_on.get(inst, 'nothing')}"
-            for inst, v in versions.items()
-            if self.fitted_on.get(inst) != v
-        ]
+        return fitted_on_mismatch(self.manifest, versions)
 
     def combine(self, z, means, sigmas) -> JointMass:
         return self.parameters.combine(z, means, sigmas)

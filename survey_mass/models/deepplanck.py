@@ -20,9 +20,9 @@ import keras
 import numpy as np
 
 from survey_mass.constants import PLANCK_PIXEL, SZ_GRID, Z_BINS
-from survey_mass.models.manifest import sha256_file, verify_manifest, write_manifest
 from survey_mass.models.sz import build_deepplanck_cnn, z_bin_index
 from survey_mass.preprocess.augment import tta_predictions
+from survey_mass.zoo.manifest import sha256_file, verify_manifest, write_manifest
 
 ENSEMBLE_NAME = "deepplanck"
 PREPROCESSING = "deepplanck-standardise-v1"
@@ -31,7 +31,10 @@ DEEPPLANCK_H = 0.678
 #: Input standardisation (y - mu) / sigma per redshift bin, from the authors' repository.
 MU = (1.8827347385422218e-06, 2.2296471704066543e-07, 8.347489023971544e-08, 3.14216726766519e-08)
 SIGMA = (
-    7.136290778515806e-06, 2.036420289662876e-06, 1.4639878011606421e-06, 1.300205829438648e-06
+    7.136290778515806e-06,
+    2.036420289662876e-06,
+    1.4639878011606421e-06,
+    1.300205829438648e-06,
 )
 WEIGHT_FILES = tuple(f"bestmodel-{i}.h5" for i in range(1, len(Z_BINS) + 1))
 SOURCE = {
@@ -70,7 +73,9 @@ def read_h5_weights(path: str | os.PathLike) -> list[tuple[str, dict[str, np.nda
                 if slot not in ("kernel:0", "bias:0") or not isinstance(dataset, h5py.Dataset):
                     raise ValueError(f"{path}: layer {name!r} has unexpected weight {weight!r}")
                 if dataset.dtype.kind != "f":
-                    raise ValueError(f"{path}: {name}/{weight} is {dataset.dtype}, not floating point")
+                    raise ValueError(
+                        f"{path}: {name}/{weight} is {dataset.dtype}, not floating point"
+                    )
                 arrays[slot.split(":")[0]] = np.asarray(dataset[()], dtype=np.float32)
             if arrays:
                 layers.append((name, arrays))
@@ -227,7 +232,11 @@ class DeepPlanckEnsemble:
             },
             output="log10 M500c [Msun]",
             preprocessing=PREPROCESSING,
-            standardisation={"formula": "(y - mu[bin]) / sigma[bin]", "mu": self.mu, "sigma": self.sigma},
+            standardisation={
+                "formula": "(y - mu[bin]) / sigma[bin]",
+                "mu": self.mu,
+                "sigma": self.sigma,
+            },
             combine="by_z_bin",
             z_bins={"edges": [list(b) for b in Z_BINS], "closed": "upper (lo, hi]"},
             h_folded_into_output_bias=DEEPPLANCK_H,

@@ -36,7 +36,9 @@ def regression_head(
     backbone's names); the outputs are always ``log10_m500`` and ``log_variance``.
     """
     if len(dropout) != len(hidden):
-        raise ValueError(f"dropout {tuple(dropout)} needs one rate per hidden layer {tuple(hidden)}")
+        raise ValueError(
+            f"dropout {tuple(dropout)} needs one rate per hidden layer {tuple(hidden)}"
+        )
     x = features
     for i, (width, rate) in enumerate(zip(hidden, dropout, strict=True), start=1):
         if rate > 0:

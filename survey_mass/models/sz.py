@@ -19,7 +19,9 @@ from survey_mass.models.heads import regression_head
 SZ_INPUT_SHAPE = (constants.SZ_GRID, constants.SZ_GRID, 1)
 
 
-def z_bin_index(z: np.ndarray, bins: Sequence[tuple[float, float]] = constants.Z_BINS) -> np.ndarray:
+def z_bin_index(
+    z: np.ndarray, bins: Sequence[tuple[float, float]] = constants.Z_BINS
+) -> np.ndarray:
     """Index of the half-open bin (lo, hi] holding each redshift; a z in no bin is an error."""
     z = np.asarray(z, dtype=np.float64)
     index = np.full(z.shape, -1, dtype=np.int64)
@@ -78,7 +80,9 @@ def build_sz_vgg(
     x = inputs
     for b, width in enumerate(filters, start=1):
         for c in (1, 2):
-            x = layers.Conv2D(width, 3, padding="same", activation="relu", name=f"block{b}_conv{c}")(x)
+            x = layers.Conv2D(
+                width, 3, padding="same", activation="relu", name=f"block{b}_conv{c}"
+            )(x)
         x = layers.MaxPooling2D(2, name=f"block{b}_pool")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     outputs = regression_head(

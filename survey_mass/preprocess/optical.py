@@ -32,10 +32,10 @@ from survey_mass.constants import (
     SDSS_BANDS,
     SDSS_PIXEL,
 )
+from survey_mass.physics.sdss import native_noise
 from survey_mass.preprocess.batch import Prepared, prepare_batch
 from survey_mass.preprocess.resample import GridSpec
 from survey_mass.sources.base import Cutout
-from survey_mass.sources.mock.optical import native_noise
 
 VERSION = "optical-v1"
 GRID = GridSpec(npix=OPTICAL_GRID, width=OPTICAL_APERTURE)

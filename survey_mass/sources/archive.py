@@ -1,21 +1,27 @@
-"""What the three archive fetchers share: service settings, cutout geometry, per-target execution."""
+"""What the three archive fetchers share: the fetcher base class, service settings, cutout
+geometry, per-target execution, FITS reading."""
 
 from __future__ import annotations
 
 import logging
 import math
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+import threading
+from abc import ABC, abstractmethod
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from astropy import units as u
 from astropy.io import fits
 from astropy.wcs import WCS
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from survey_mass.constants import COSMOLOGY
 from survey_mass.sources.base import Cutout, CutoutError, CutoutFailure, Target
+from survey_mass.sources.net.cache import RequestCache
+from survey_mass.sources.net.transport import DefaultTransport, Service, Transport
+from survey_mass.spec.base import StrictModel
 from survey_mass.wcs import tan_wcs
 
 log = logging.getLogger(__name__)
@@ -24,10 +30,8 @@ log = logging.getLogger(__name__)
 MIN_REDSHIFT = 0.003
 
 
-class ServiceConfig(BaseModel):
+class ServiceConfig(StrictModel):
     """How politely and how persistently one archive service is asked (per worker process)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     max_concurrency: int = Field(4, ge=1, le=64, description="requests in flight at once")
     rate_per_s: float = Field(4.0, gt=0, description="requests started per second, at most")
@@ -116,6 +120,100 @@ def ordered_cutouts(
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
+class ArchiveFetcher(ABC):
+    """One archive as a :class:`~survey_mass.sources.base.Source`: its settings, the cache and
+    transport it shares with the other fetchers, and its throttled services.
+
+    A subclass names the archive (``name``, which also names its services), its settings class
+    and default instrument, and makes one target's cutout in :meth:`fetch_one`.
+    """
+
+    name: str
+    instrument: str
+    config_class: type[ServiceConfig]
+
+    def __init__(
+        self,
+        config: ServiceConfig | None = None,
+        *,
+        cache: RequestCache | None = None,
+        transport: Transport | None = None,
+        allowed_protocols=None,
+        sleep=None,
+    ):
+        self.config = config or self.config_class()
+        self.cache = cache or RequestCache()
+        self.transport = transport or DefaultTransport()
+        self._allowed_protocols = allowed_protocols
+        self._sleep = sleep
+        self._services: list[Service] = []
+        self.service = self.add_service(self.config)
+
+    def add_service(self, config: ServiceConfig) -> Service:
+        """Another endpoint of this archive, throttled apart by ``config`` (cache and transport
+        shared); its requests count in :attr:`requests_made`."""
+        service = Service.from_config(
+            self.name, config, self.transport, self.cache, self._allowed_protocols, self._sleep
+        )
+        self._services.append(service)
+        return service
+
+    @property
+    def requests_made(self) -> int:
+        """Requests that reached the transport, all services together (progress and tests)."""
+        return sum(service.requests_made for service in self._services)
+
+    @property
+    def max_workers(self) -> int:
+        """Targets fetched at once: as many as requests may be in flight."""
+        return self.config.max_concurrency
+
+    def cutouts(
+        self, targets: Iterable[Target], instrument: str | None = None
+    ) -> Iterator[Cutout | CutoutFailure]:
+        instrument = instrument or self.instrument
+        return ordered_cutouts(
+            lambda t: self.fetch_one(t, instrument),
+            targets,
+            instrument,
+            self.max_workers,
+            self.name,
+        )
+
+    @abstractmethod
+    def fetch_one(self, target: Target, instrument: str) -> Cutout:
+        """One target's cutout, or CutoutError saying why there is none."""
+
+
+class RecentItems:
+    """The last ``size`` parsed archive files, shared by a fetcher's threads.
+
+    Neighbouring targets share frames and observations: keeping the latest ones spares parsing
+    a file again (the request cache already spares downloading it). ``size`` 0 keeps nothing.
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable):
+        """The value kept for ``key`` (now the most recently used), or None."""
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key: Hashable, value) -> None:
+        if not self.size:
+            return
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
 
 
 def open_fits_bytes(data: bytes, what: str) -> fits.HDUList:

@@ -58,6 +58,19 @@ class CutoutFailure:
 
 
 @runtime_checkable
+class TargetDrawer(Protocol):
+    """A source that also draws its own targets inside a footprint (the mock survey)."""
+
+    def targets_per_deg2(self) -> float:
+        """Mean number of targets per square degree (sizes the shards)."""
+        ...
+
+    def draw_targets(self, footprint, order: int, pixel: int):
+        """The targets of one shard as rows ``target_id, ra, dec, z``."""
+        ...
+
+
+@runtime_checkable
 class Source(Protocol):
     """Anything that serves cutouts: the mock survey or an archive fetcher."""
 
@@ -79,3 +92,19 @@ def cutouts_one_by_one(fetch_one, targets: Iterable[Target], instrument: str):
             yield CutoutFailure(target, instrument, err.reason, err.detail)
         else:
             yield Cutout(target, instrument, hdul)
+
+
+def fetch_guarded(source: Source, targets: list[Target], instrument: str) -> list:
+    """The batch's cutouts and failures. A source should never raise for one target; should it
+    (a renderer or reader bug), each target is asked alone, so the bug costs only its rows."""
+    try:
+        return list(source.cutouts(targets, instrument))
+    except Exception:
+        items = []
+        for t in targets:
+            try:
+                items += list(source.cutouts([t], instrument))
+            except Exception as err:
+                detail = f"{type(err).__name__}: {err}"
+                items.append(CutoutFailure(t, instrument, "source_error", detail))
+        return items

@@ -12,7 +12,6 @@ target in ICRS; every pixel centre is taken to the map's frame and bilinearly in
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -26,18 +25,9 @@ from astropy_healpix import HEALPix
 from pydantic import Field
 
 from survey_mass.constants import PLANCK_BEAM_FWHM, PLANCK_PIXEL, SZ_GRID
-from survey_mass.sources.archive import (
-    ServiceConfig,
-    image_hdul,
-    open_fits,
-    ordered_cutouts,
-)
+from survey_mass.sources.archive import ArchiveFetcher, ServiceConfig, image_hdul, open_fits
 from survey_mass.sources.base import Cutout, CutoutError, CutoutFailure, Target
-from survey_mass.sources.cache import RequestCache
-from survey_mass.sources.transport import DefaultTransport, Service, Transport
 from survey_mass.wcs import tan_wcs
-
-log = logging.getLogger(__name__)
 
 #: HEALPix's "no data" value (healpy.UNSEEN)
 UNSEEN = -1.6375e30
@@ -143,26 +133,16 @@ def project(
     return np.asarray(image, dtype=np.float32), wcs
 
 
-class PlanckFetcher:
+class PlanckFetcher(ArchiveFetcher):
     """SZ cutouts (Compton-y, SZ_GRID square at PLANCK_PIXEL) from a HEALPix y-map."""
 
     name = "planck"
+    instrument = "sz"
+    config_class = PlanckConfig
+    config: PlanckConfig
 
-    def __init__(
-        self,
-        config: PlanckConfig | None = None,
-        *,
-        cache: RequestCache | None = None,
-        transport: Transport | None = None,
-        allowed_protocols=None,
-        sleep=None,
-    ):
-        self.config = config or PlanckConfig()
-        self.cache = cache or RequestCache()
-        self.transport = transport or DefaultTransport()
-        self.service = Service.from_config(
-            "planck", self.config, self.transport, self.cache, allowed_protocols, sleep
-        )
+    def __init__(self, config: PlanckConfig | None = None, **kwargs):
+        super().__init__(config, **kwargs)
         self._map: HealpixMap | None = None
         self._map_error: CutoutError | None = None
         self._map_lock = threading.Lock()
@@ -192,21 +172,20 @@ class PlanckFetcher:
             return self._map
 
     @property
-    def requests_made(self) -> int:
-        return self.service.requests_made
+    def max_workers(self) -> int:
+        """One: a cutout is a projection of the in-memory map, with no request to wait on."""
+        return 1
 
     def cutouts(
-        self, targets: Iterable[Target], instrument: str = "sz"
+        self, targets: Iterable[Target], instrument: str | None = None
     ) -> Iterator[Cutout | CutoutFailure]:
         # a map that cannot be had fails every target of this pass (quarantined, never raised);
         # the next pass tries it again
         with self._map_lock:
             self._map_error = None
-        return ordered_cutouts(
-            lambda t: self.fetch_one(t, instrument), targets, instrument, 1, self.name
-        )
+        return super().cutouts(targets, instrument)
 
-    def fetch_one(self, target: Target, instrument: str = "sz") -> Cutout:
+    def fetch_one(self, target: Target, instrument: str) -> Cutout:
         hmap = self.load_map()
         image, wcs = project(hmap, target.ra, target.dec)
         finite = np.isfinite(image)

@@ -26,35 +26,38 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from survey_mass.sources.archive import ArchiveFetcher
 from survey_mass.sources.base import Cutout, CutoutFailure, Target
-from survey_mass.sources.cache import DEFAULT_CACHE_DIR, RequestCache
 from survey_mass.sources.chandra import ChandraConfig, ChandraFetcher
+from survey_mass.sources.net.cache import DEFAULT_CACHE_DIR, RequestCache
+from survey_mass.sources.net.transport import DefaultTransport, Transport, url_protocol
 from survey_mass.sources.planck import PlanckConfig, PlanckFetcher
 from survey_mass.sources.sdss import SDSSConfig, SDSSFetcher
-from survey_mass.sources.transport import DefaultTransport, Transport, url_protocol
+from survey_mass.spec.base import StrictModel
 
 #: instrument -> (fetcher class, RealSourceConfig field)
-FETCHERS = {
+FETCHERS: dict[str, tuple[type[ArchiveFetcher], str]] = {
     "optical": (SDSSFetcher, "sdss"),
     "sz": (PlanckFetcher, "planck"),
     "xray": (ChandraFetcher, "chandra"),
 }
 
 
-class RealSourceConfig(BaseModel):
+class RealSourceConfig(StrictModel):
     """``[source.real]``: the archive fetchers' settings, cache folder and allowed URL kinds."""
-
-    model_config = ConfigDict(extra="forbid")
 
     sdss: SDSSConfig = Field(default_factory=SDSSConfig)
     planck: PlanckConfig = Field(default_factory=PlanckConfig)
     chandra: ChandraConfig = Field(default_factory=ChandraConfig)
-    cache_dir: str = Field(DEFAULT_CACHE_DIR, description="where fetched answers and files are kept")
+    cache_dir: str = Field(
+        DEFAULT_CACHE_DIR, description="where fetched answers and files are kept"
+    )
     allowed_protocols: list[str] = Field(
         default_factory=lambda: ["file", "local", "http", "https", "s3", "gs"],
-        description="fsspec protocols a URL of this table may use")
+        description="fsspec protocols a URL of this table may use",
+    )
 
     @model_validator(mode="after")
     def _urls_allowed(self):
@@ -68,8 +71,10 @@ class RealSourceConfig(BaseModel):
         for key, url in urls.items():
             protocol = url_protocol(url)
             if protocol not in self.allowed_protocols:
-                raise ValueError(f"{key} = {url!r} uses protocol {protocol!r}, which is not in "
-                                 f"allowed_protocols {self.allowed_protocols}; add it or change the URL")
+                raise ValueError(
+                    f"{key} = {url!r} uses protocol {protocol!r}, which is not in "
+                    f"allowed_protocols {self.allowed_protocols}; add it or change the URL"
+                )
         for key in ("sdss.skyserver_url", "sdss.frames_url", "chandra.tap_url"):
             if url_protocol(urls[key]) not in ("http", "https"):
                 raise ValueError(f"{key} must be an http(s) URL (it is asked over HTTP)")
@@ -81,16 +86,22 @@ class RealSource:
 
     name = "real"
 
-    def __init__(self, config: RealSourceConfig | None = None, *, transport: Transport | None = None,
-                 cache: RequestCache | None = None, sleep=None):
+    def __init__(
+        self,
+        config: RealSourceConfig | None = None,
+        *,
+        transport: Transport | None = None,
+        cache: RequestCache | None = None,
+        sleep=None,
+    ):
         self.config = config or RealSourceConfig()
         self.cache = cache or RequestCache(self.config.cache_dir)
         self.transport = transport or DefaultTransport()
         self._sleep = sleep
-        self._fetchers: dict[str, object] = {}
+        self._fetchers: dict[str, ArchiveFetcher] = {}
         self._lock = threading.Lock()
 
-    def fetcher(self, instrument: str):
+    def fetcher(self, instrument: str) -> ArchiveFetcher | None:
         """The fetcher serving ``instrument`` (built on first use), or None."""
         if instrument not in FETCHERS:
             return None
@@ -98,16 +109,28 @@ class RealSource:
             if instrument not in self._fetchers:
                 cls, key = FETCHERS[instrument]
                 self._fetchers[instrument] = cls(
-                    getattr(self.config, key), cache=self.cache, transport=self.transport,
-                    allowed_protocols=self.config.allowed_protocols, sleep=self._sleep)
+                    getattr(self.config, key),
+                    cache=self.cache,
+                    transport=self.transport,
+                    allowed_protocols=self.config.allowed_protocols,
+                    sleep=self._sleep,
+                )
             return self._fetchers[instrument]
 
-    def cutouts(self, targets: Iterable[Target], instrument: str) -> Iterator[Cutout | CutoutFailure]:
+    def cutouts(
+        self, targets: Iterable[Target], instrument: str
+    ) -> Iterator[Cutout | CutoutFailure]:
         fetcher = self.fetcher(instrument)
         if fetcher is None:
-            return (CutoutFailure(t, instrument, "instrument_unavailable",
-                                  f"no archive fetcher for {instrument!r}; known: {sorted(FETCHERS)}")
-                    for t in targets)
+            return (
+                CutoutFailure(
+                    t,
+                    instrument,
+                    "instrument_unavailable",
+                    f"no archive fetcher for {instrument!r}; known: {sorted(FETCHERS)}",
+                )
+                for t in targets
+            )
         return fetcher.cutouts(targets, instrument)
 
 

@@ -23,11 +23,7 @@ from __future__ import annotations
 
 import csv
 import io
-import logging
 import math
-import threading
-from collections import OrderedDict
-from collections.abc import Iterable, Iterator
 
 import numpy as np
 from astropy.wcs import WCS
@@ -36,18 +32,15 @@ from pydantic import Field
 
 from survey_mass.constants import OPTICAL_APERTURE, OPTICAL_GRID, SDSS_BANDS, SDSS_PIXEL
 from survey_mass.sources.archive import (
+    ArchiveFetcher,
+    RecentItems,
     ServiceConfig,
     celestial_wcs_of,
     cutout_grid,
     image_hdul,
     open_fits_bytes,
-    ordered_cutouts,
 )
-from survey_mass.sources.base import Cutout, CutoutError, CutoutFailure, Target
-from survey_mass.sources.cache import RequestCache
-from survey_mass.sources.transport import DefaultTransport, Service, Transport
-
-log = logging.getLogger(__name__)
+from survey_mass.sources.base import Cutout, CutoutError, Target
 
 
 class SDSSConfig(ServiceConfig):
@@ -55,17 +48,24 @@ class SDSSConfig(ServiceConfig):
 
     skyserver_url: str = Field(
         "https://skyserver.sdss.org/dr17/en/tools/search/x_results.aspx",
-        description="SkyServer SQL search endpoint (POST cmd=SQL, format=csv)")
+        description="SkyServer SQL search endpoint (POST cmd=SQL, format=csv)",
+    )
     frames_url: str = Field(
         "https://data.sdss.org/sas/dr17/eboss/photoObj/frames",
-        description="SAS folder of corrected frames: {frames_url}/{rerun}/{run}/{camcol}/frame-...")
-    oversample: float = Field(2.0, ge=1.0, le=8.0,
-                              description="cutout pixels per model-grid pixel (before margin)")
-    margin: float = Field(0.1, ge=0.0, le=1.0, description="extra width beyond the aperture, as a fraction")
+        description="SAS folder of corrected frames: {frames_url}/{rerun}/{run}/{camcol}/frame-...",
+    )
+    oversample: float = Field(
+        2.0, ge=1.0, le=8.0, description="cutout pixels per model-grid pixel (before margin)"
+    )
+    margin: float = Field(
+        0.1, ge=0.0, le=1.0, description="extra width beyond the aperture, as a fraction"
+    )
     max_fields: int = Field(24, ge=1, description="refuse targets that need more fields than this")
     frame_memory: int = Field(16, ge=0, description="decoded frames kept in memory per process")
     rate_per_s: float = Field(2.0, gt=0, description="SkyServer queries started per second")
-    frames_rate_per_s: float = Field(10.0, gt=0, description="SAS frame downloads started per second")
+    frames_rate_per_s: float = Field(
+        10.0, gt=0, description="SAS frame downloads started per second"
+    )
 
 
 def field_query(ra: float, dec: float, radius_arcmin: float) -> str:
@@ -102,8 +102,10 @@ def parse_fields(content: bytes) -> list[tuple[int, int, int, int]]:
 
 
 def frame_url(base: str, band: str, run: int, rerun: int, camcol: int, field: int) -> str:
-    return (f"{base.rstrip('/')}/{rerun}/{run}/{camcol}/"
-            f"frame-{band}-{run:06d}-{camcol}-{field:04d}.fits.bz2")
+    return (
+        f"{base.rstrip('/')}/{rerun}/{run}/{camcol}/"
+        f"frame-{band}-{run:06d}-{camcol}-{field:04d}.fits.bz2"
+    )
 
 
 def decode_frame(content: bytes, what: str) -> tuple[np.ndarray, WCS]:
@@ -116,8 +118,9 @@ def decode_frame(content: bytes, what: str) -> tuple[np.ndarray, WCS]:
     return np.asarray(hdu.data, dtype=np.float32), wcs
 
 
-def bin_frame(data: np.ndarray, wcs_in: WCS, wcs_out: WCS, npix: int,
-              sb_sum: np.ndarray, w_sum: np.ndarray) -> bool:
+def bin_frame(
+    data: np.ndarray, wcs_in: WCS, wcs_out: WCS, npix: int, sb_sum: np.ndarray, w_sum: np.ndarray
+) -> bool:
     """Add a frame's surface brightness into the output accumulators (flat, ``npix**2`` long).
 
     Each input pixel's centre is mapped onto the output grid and shared among the four nearest
@@ -157,8 +160,12 @@ def bin_frame(data: np.ndarray, wcs_in: WCS, wcs_out: WCS, npix: int,
             ox, oy = wcs_out.world_to_pixel_values(*world)
             i0, j0 = np.floor(ox), np.floor(oy)
             fx, fy = ox - i0, oy - j0
-            for di, dj, w in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)),
-                              (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
+            for di, dj, w in (
+                (0, 0, (1 - fx) * (1 - fy)),
+                (1, 0, fx * (1 - fy)),
+                (0, 1, (1 - fx) * fy),
+                (1, 1, fx * fy),
+            ):
                 i, j = i0 + di, j0 + dj
                 ok = (i >= 0) & (i < npix) & (j >= 0) & (j < npix) & finite & (w > 0)
                 if not ok.any():
@@ -170,77 +177,81 @@ def bin_frame(data: np.ndarray, wcs_in: WCS, wcs_out: WCS, npix: int,
     return landed
 
 
-class SDSSFetcher:
+class SDSSFetcher(ArchiveFetcher):
     """Optical cutouts (5, ny, nx) in nanomaggies from SDSS corrected frames."""
 
     name = "sdss"
+    instrument = "optical"
+    config_class = SDSSConfig
+    config: SDSSConfig
 
-    def __init__(self, config: SDSSConfig | None = None, *, cache: RequestCache | None = None,
-                 transport: Transport | None = None, allowed_protocols=None, sleep=None):
-        self.config = config or SDSSConfig()
-        self.cache = cache or RequestCache()
-        self.transport = transport or DefaultTransport()
+    def __init__(self, config: SDSSConfig | None = None, **kwargs):
+        super().__init__(config, **kwargs)
         # SkyServer (a database) and the SAS (static files) are throttled separately
-        self.service = Service.from_config("sdss", self.config, self.transport, self.cache,
-                                           allowed_protocols, sleep)
-        self.sas = Service.from_config("sdss", self.config.model_copy(
-            update={"rate_per_s": self.config.frames_rate_per_s}), self.transport, self.cache,
-            allowed_protocols, sleep)
-        self._frames: OrderedDict[str, tuple[np.ndarray, WCS]] = OrderedDict()
-        self._frames_lock = threading.Lock()
-
-    @property
-    def requests_made(self) -> int:
-        return self.service.requests_made + self.sas.requests_made
-
-    def cutouts(self, targets: Iterable[Target], instrument: str = "optical"
-                ) -> Iterator[Cutout | CutoutFailure]:
-        return ordered_cutouts(lambda t: self.fetch_one(t, instrument), targets, instrument,
-                               self.config.max_concurrency, self.name)
+        self.sas = self.add_service(
+            self.config.model_copy(update={"rate_per_s": self.config.frames_rate_per_s})
+        )
+        self._frames = RecentItems(self.config.frame_memory)
 
     # -- steps -----------------------------------------------------------------------------------
 
-    def fields(self, ra: float, dec: float, radius_arcmin: float) -> list[tuple[int, int, int, int]]:
+    def fields(
+        self, ra: float, dec: float, radius_arcmin: float
+    ) -> list[tuple[int, int, int, int]]:
         sql = field_query(ra, dec, radius_arcmin)
-        return self.service.fetch("POST", self.config.skyserver_url,
-                                  data={"cmd": sql, "format": "csv", "searchtool": "SQL"},
-                                  parse=parse_fields, suffix=".csv",
-                                  what=f"SkyServer field search at ({ra:.4f}, {dec:.4f})")
+        return self.service.fetch(
+            "POST",
+            self.config.skyserver_url,
+            data={"cmd": sql, "format": "csv", "searchtool": "SQL"},
+            parse=parse_fields,
+            suffix=".csv",
+            what=f"SkyServer field search at ({ra:.4f}, {dec:.4f})",
+        )
 
-    def frame(self, band: str, run: int, rerun: int, camcol: int, field: int
-              ) -> tuple[np.ndarray, WCS]:
+    def frame(
+        self, band: str, run: int, rerun: int, camcol: int, field: int
+    ) -> tuple[np.ndarray, WCS]:
         url = frame_url(self.config.frames_url, band, run, rerun, camcol, field)
-        with self._frames_lock:
-            if url in self._frames:
-                self._frames.move_to_end(url)
-                return self._frames[url]
+        frame = self._frames.get(url)
+        if frame is not None:
+            return frame
         try:
-            frame = self.sas.fetch("GET", url, parse=lambda b: decode_frame(b, url),
-                                       suffix=".fits.bz2", what=f"SDSS frame {url.rsplit('/', 1)[-1]}")
+            frame = self.sas.fetch(
+                "GET",
+                url,
+                parse=lambda b: decode_frame(b, url),
+                suffix=".fits.bz2",
+                what=f"SDSS frame {url.rsplit('/', 1)[-1]}",
+            )
         except CutoutError as err:
             if err.reason == "not_found":
-                raise CutoutError("no_coverage", f"SkyServer lists a field whose frame is "
-                                  f"missing on the SAS: {url}") from err
+                raise CutoutError(
+                    "no_coverage",
+                    f"SkyServer lists a field whose frame is missing on the SAS: {url}",
+                ) from err
             raise
-        if self.config.frame_memory:
-            with self._frames_lock:
-                self._frames[url] = frame
-                while len(self._frames) > self.config.frame_memory:
-                    self._frames.popitem(last=False)
+        self._frames.put(url, frame)
         return frame
 
-    def fetch_one(self, target: Target, instrument: str = "optical") -> Cutout:
+    def fetch_one(self, target: Target, instrument: str) -> Cutout:
         cfg = self.config
-        wcs, npix = cutout_grid(target, OPTICAL_APERTURE, OPTICAL_GRID, SDSS_PIXEL,
-                                cfg.oversample, cfg.margin)
+        wcs, npix = cutout_grid(
+            target, OPTICAL_APERTURE, OPTICAL_GRID, SDSS_PIXEL, cfg.oversample, cfg.margin
+        )
         half_diagonal = abs(wcs.wcs.cdelt[0]) * npix / math.sqrt(2) * 60.0
         fields = self.fields(target.ra, target.dec, half_diagonal)
         if not fields:
-            raise CutoutError("no_coverage", f"no SDSS imaging within {half_diagonal:.1f}' of "
-                              f"({target.ra:.5f}, {target.dec:+.5f})")
+            raise CutoutError(
+                "no_coverage",
+                f"no SDSS imaging within {half_diagonal:.1f}' of "
+                f"({target.ra:.5f}, {target.dec:+.5f})",
+            )
         if len(fields) > cfg.max_fields:
-            raise CutoutError("aperture_too_large", f"{len(fields)} SDSS fields needed at z="
-                              f"{target.z:.3f} (max_fields = {cfg.max_fields})")
+            raise CutoutError(
+                "aperture_too_large",
+                f"{len(fields)} SDSS fields needed at z="
+                f"{target.z:.3f} (max_fields = {cfg.max_fields})",
+            )
         cube = np.full((len(SDSS_BANDS), npix, npix), np.nan, dtype=np.float32)
         area_out = proj_plane_pixel_area(wcs)
         centre = slice(npix // 2 - 1, npix // 2 + 1)
@@ -262,15 +273,22 @@ class SDSSFetcher:
             if not (w_sum[centre, centre] > 0).all():
                 uncovered.append(band)
         if uncovered:
-            raise CutoutError("no_coverage", f"the target's centre is not imaged in band(s) "
-                              f"{''.join(uncovered)} by fields {fields}")
-        hdul = image_hdul(cube, wcs, {
-            "TELESCOP": "SDSS",
-            "BANDS": ("".join(SDSS_BANDS), "band order of axis 3 (band-first cube)"),
-            "BUNIT": ("nanomaggy", "per cutout pixel; 1 nmgy = 3.631e-6 Jy"),
-            "NFRAMES": (len(used), "SDSS fields mosaicked"),
-            "COVERAGE": (min(coverage.values()), "fraction of pixels imaged (worst band)"),
-            "OBJECT": target.target_id,
-        })
+            raise CutoutError(
+                "no_coverage",
+                f"the target's centre is not imaged in band(s) "
+                f"{''.join(uncovered)} by fields {fields}",
+            )
+        hdul = image_hdul(
+            cube,
+            wcs,
+            {
+                "TELESCOP": "SDSS",
+                "BANDS": ("".join(SDSS_BANDS), "band order of axis 3 (band-first cube)"),
+                "BUNIT": ("nanomaggy", "per cutout pixel; 1 nmgy = 3.631e-6 Jy"),
+                "NFRAMES": (len(used), "SDSS fields mosaicked"),
+                "COVERAGE": (min(coverage.values()), "fraction of pixels imaged (worst band)"),
+                "OBJECT": target.target_id,
+            },
+        )
         meta = {"fields": sorted(used), "coverage": coverage, "source": self.name}
         return Cutout(target, instrument, hdul, meta)

@@ -16,10 +16,10 @@ from typing import TypeVar
 import tomllib
 from pydantic import BaseModel, ValidationError
 
-from survey_mass.config import format_validation_error
 from survey_mass.errors import JobSpecError, UserError
-from survey_mass.models.manifest import MANIFEST_NAME
+from survey_mass.spec.job import format_validation_error
 from survey_mass.train.spec import TrainSpec
+from survey_mass.zoo.manifest import MANIFEST_NAME
 
 Settings = TypeVar("Settings", bound=BaseModel)
 

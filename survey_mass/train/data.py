@@ -6,16 +6,17 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from survey_mass.footprint import ConeFootprint, footprint_pixels
-from survey_mass.preprocess import PREPROCESSORS, TRAINING_PREPROCESSING
-from survey_mass.sources.base import Target
-from survey_mass.sources.mock.source import MockSource
-from survey_mass.sources.mock.universe import (
+from survey_mass.mock.source import MockSource
+from survey_mass.mock.universe import (
     UNIVERSE_ORDER,
     UniverseSpec,
     clusters_in,
     clusters_per_deg2,
 )
+from survey_mass.pixel_math import footprint_pixels
+from survey_mass.preprocess import PREPROCESSORS, TRAINING_PREPROCESSING
+from survey_mass.sources.base import Target
+from survey_mass.spec.footprint import ConeFootprint
 
 
 def training_clusters(

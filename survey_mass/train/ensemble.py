@@ -22,11 +22,11 @@ from tqdm.auto import tqdm
 from survey_mass.constants import GAUSS_95
 from survey_mass.errors import UserError
 from survey_mass.models.heads import gaussian_nll, log_mse
-from survey_mass.models.manifest import write_manifest
 from survey_mass.preprocess.augment import dihedral
 from survey_mass.train.criteria import StoppingCriteria, fit_metrics
 from survey_mass.train.folds import fold_split, mass_sorted_folds
 from survey_mass.train.spec import TrainSpec
+from survey_mass.zoo.manifest import write_manifest
 
 #: fractions of a Gaussian within 1 and 2 sigma: the 68% and 95% intervals
 ONE_SIGMA, TWO_SIGMA = 0.6827, 0.9545

@@ -24,12 +24,12 @@ from astropy.io import fits
 from scipy.optimize import curve_fit
 
 from survey_mass.constants import Z_BINS
-from survey_mass.models.manifest import rewrite_manifest, sha256_file, verify_manifest
-from survey_mass.sources.mock.baselines import Baseline, make_baseline
-from survey_mass.sources.mock.source import RENDERERS
-from survey_mass.sources.mock.universe import UniverseSpec, cluster
+from survey_mass.mock.source import RENDERERS
+from survey_mass.mock.universe import UniverseSpec, cluster
 from survey_mass.train.criteria import fit_metrics
 from survey_mass.train.data import training_clusters
+from survey_mass.validate.baselines import Baseline, make_baseline
+from survey_mass.zoo.manifest import rewrite_manifest, sha256_file, verify_manifest
 
 METRICS_NAME = "metrics.json"
 #: CNN scatter must be at most this fraction of its baseline's (issue 6)

@@ -1,7 +1,7 @@
 """Fit the joint model (``survey_mass.infer.joint``) on mock clusters none of its ensembles saw.
 
 The clusters come from their own universe seed, are weighed by the shipped ensembles through the
-pipeline's own path (``pipeline.weigh``: mock cutouts, the ensembles' preprocessing, their fold
+jobs' own path (``infer.weigh.weigh``: mock cutouts, the ensembles' preprocessing, their fold
 ensembles), and the model is fitted on all of them. Its held-out metrics come from cross-fitting:
 clusters sorted by mass and dealt into folds, each fold predicted by a model fitted on the others,
 and compared with every instrument alone, raw (what the catalog would hold without the joint
@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 from tqdm.auto import tqdm
 
-from survey_mass.config import format_validation_error
 from survey_mass.constants import INSTRUMENTS
 from survey_mass.errors import JobSpecError, UserError
-from survey_mass.infer.ensemble import load_ensemble, resolve_entry
+from survey_mass.infer.ensemble import load_ensemble
+from survey_mass.zoo.registry import resolve_entry
 from survey_mass.infer.joint import (
     JOINT,
     MODEL_FILE,
@@ -32,14 +32,16 @@ from survey_mass.infer.joint import (
     inverse_variance,
     subset_key,
 )
-from survey_mass.models.manifest import write_manifest
+from survey_mass.mock.source import MockSource
+from survey_mass.mock.universe import UniverseSpec
 from survey_mass.sources.base import Target
-from survey_mass.sources.mock.source import MockSource
-from survey_mass.sources.mock.universe import UniverseSpec
+from survey_mass.spec.base import StrictModel
+from survey_mass.spec.job import format_validation_error
 from survey_mass.train.assemble import check_replaceable, replace_entry, staging_folder
 from survey_mass.train.criteria import fit_metrics
 from survey_mass.train.folds import mass_sorted_folds
 from survey_mass.validate.metrics import coverage
+from survey_mass.zoo.manifest import write_manifest
 
 #: a bin needs this many clusters with an instrument to fit its recalibration
 MIN_PER_BIN = 30
@@ -50,10 +52,9 @@ MIN_CORRELATION = 0.2
 ONE_SIGMA, TWO_SIGMA = 0.6827, 0.9545
 
 
-class JointSpec(BaseModel):
+class JointSpec(StrictModel):
     """The ``[joint]`` table of a training spec: which ensembles, which clusters, which bins."""
 
-    model_config = ConfigDict(extra="forbid")
     ensemble: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="zoo name, e.g. joint-v1")
     out: str = Field(description="folder the entry is written to")
     members: dict[str, str] = Field(description="instrument -> zoo ensemble, e.g. xray = 'xray-v1'")
@@ -96,7 +97,7 @@ def weigh_mock_clusters(
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """Per cluster of ``truth``: each instrument's mass and sigma (NaN where it gave none), and
     the ensemble versions used."""
-    from survey_mass.pipeline import weigh
+    from survey_mass.infer.weigh import weigh
 
     source = MockSource(universe)
     targets = [Target(r.target_id, r.ra, r.dec, r.z) for r in truth.itertuples()]

@@ -20,12 +20,11 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from tqdm.auto import tqdm
 
 from survey_mass.constants import SDSS_BANDS
 from survey_mass.errors import UserError
-from survey_mass.models.manifest import sha256_file, write_manifest
 from survey_mass.models.optical import (
     EXTRACTOR_NAME,
     OPTICAL_INPUT_SHAPE,
@@ -34,6 +33,7 @@ from survey_mass.models.optical import (
     build_optical_regressor,
 )
 from survey_mass.preprocess import optical as optical_preprocess
+from survey_mass.spec.base import StrictModel
 from survey_mass.train.assemble import (
     check_replaceable,
     copy_member,
@@ -46,15 +46,15 @@ from survey_mass.train.data import training_clusters, training_inputs
 from survey_mass.train.ensemble import augmented, train_fold_ensemble
 from survey_mass.train.evaluate import HeldOutGroup, evaluate_groups, write_metrics
 from survey_mass.train.spec import TrainSpec
+from survey_mass.zoo.manifest import sha256_file, write_manifest
 
 CLASSIFIER_FILE = "band_classifier.keras"
 REGRESSOR_DIR = "regressor"
 
 
-class OpticalSettings(BaseModel):
+class OpticalSettings(StrictModel):
     """``[optical]``: what the two-step optical training adds to ``[train]``."""
 
-    model_config = ConfigDict(extra="forbid")
     labelled_fraction: float = Field(0.25, gt=0, le=1, description="clusters with known masses")
     classifier_epochs: int = Field(4, ge=1, description="step 1 epochs over all single-band images")
     classifier_learning_rate: float = Field(1e-3, gt=0)

@@ -6,17 +6,17 @@ from pathlib import Path
 from typing import Literal
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
-from survey_mass.config import format_validation_error
 from survey_mass.errors import JobSpecError
-from survey_mass.sources.mock.universe import UniverseSpec
+from survey_mass.mock.universe import UniverseSpec
+from survey_mass.spec.base import StrictModel
+from survey_mass.spec.job import format_validation_error
 
 
-class TrainSpec(BaseModel):
+class TrainSpec(StrictModel):
     """How one fold ensemble is trained on the mock survey; defaults fit 2 CPU cores."""
 
-    model_config = ConfigDict(extra="forbid")
     instrument: Literal["xray", "sz", "optical"]
     ensemble: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="zoo name, e.g. xray-v1")
     out: str = Field(description="folder the ensemble is written to")

@@ -23,13 +23,13 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from survey_mass.constants import Z_BINS
-from survey_mass.models.manifest import write_manifest
+from survey_mass.mock.universe import UniverseSpec, clusters_per_deg2
 from survey_mass.models.sz import SZ_INPUT_SHAPE, build_sz_vgg
 from survey_mass.preprocess import sz as sz_preprocess
-from survey_mass.sources.mock.universe import UniverseSpec, clusters_per_deg2
+from survey_mass.spec.base import StrictModel
 from survey_mass.train.assemble import (
     check_replaceable,
     copy_member,
@@ -47,15 +47,15 @@ from survey_mass.train.evaluate import (
     write_metrics,
 )
 from survey_mass.train.spec import TrainSpec
+from survey_mass.zoo.manifest import write_manifest
 
 #: a validation |bias| within this counts as unbiased when choosing among trainings [dex]
 BIAS_TOLERANCE = 0.02
 
 
-class SZSettings(BaseModel):
+class SZSettings(StrictModel):
     """``[sz]``: what per-bin SZ training adds to ``[train]`` (whose n_clusters is per bin)."""
 
-    model_config = ConfigDict(extra="forbid")
     trainings: int = Field(3, ge=1, le=100, description="N: fold ensembles per bin, new seeds")
     filters: list[int] = Field([8, 16, 32, 64], min_length=1, description="VGG block widths")
     hidden: list[int] = Field([64, 16], min_length=1)

@@ -15,13 +15,13 @@ import numpy as np
 from astropy import units as u
 from pydantic import ValidationError
 
-from survey_mass.config import JobSpec
 from survey_mass.constants import XRAY_APERTURE, XRAY_GRID
 from survey_mass.infer.ensemble import FoldEnsemble
+from survey_mass.physics.cosmology import r500_mpc
 from survey_mass.preprocess import PREPROCESSORS
 from survey_mass.sources import build_source
 from survey_mass.sources.base import Cutout, Target
-from survey_mass.sources.mock.universe import r500_mpc
+from survey_mass.spec.job import JobSpec
 from survey_mass.validate.report import InterpretationMap
 
 STEP = 0.05  # size of the gradient step, as a fraction of the image's peak

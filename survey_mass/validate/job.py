@@ -16,20 +16,18 @@ import fsspec
 import pandas as pd
 import tomllib
 from astropy import units as u
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
-from survey_mass.config import format_validation_error
-from survey_mass.crossmatch.external import read_catalog
-from survey_mass.crossmatch.partitions import read_mass_catalog
+from survey_mass.catalog.paths import CATALOG, CatalogLayout
+from survey_mass.catalog.reader import read_mass_catalog
 from survey_mass.errors import JobSpecError
+from survey_mass.references import read_catalog
+from survey_mass.spec.base import StrictModel
+from survey_mass.spec.job import format_validation_error
 from survey_mass.validate.report import ReportResult, build_report, jsonable
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Comparison(_Strict):
+class Comparison(StrictModel):
     catalog: str = Field(description="mass catalog folder/URL or external catalog name")
     against: list[str] = Field(min_length=1, description="reference catalog names")
     radius_arcsec: float = Field(60.0, gt=0, description="match radius [arcsec]")
@@ -38,7 +36,7 @@ class Comparison(_Strict):
     title: str | None = None
 
 
-class ReportJob(_Strict):
+class ReportJob(StrictModel):
     title: str = "survey-mass validation reports"
     out: str = Field(description="output folder: one sub-folder per comparison, index.html on top")
     network: bool = Field(False, description="allow fetching catalogs without a local copy")
@@ -60,9 +58,8 @@ def load_report_job(path: str | Path) -> ReportJob:
 
 
 def is_mass_catalog(source: str) -> bool:
-    """True for a folder (or URL) holding ``catalog/Norder=*`` partitions."""
-    fs, root = fsspec.core.url_to_fs(source)
-    return fs.isdir(f"{root.rstrip('/')}/catalog")
+    """True for a folder (or URL) holding a mass catalog's partitions."""
+    return CatalogLayout(source).has_table(CATALOG)
 
 
 def is_catalog_folder(source: str) -> bool:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from survey_mass.footprint import BoxFootprint, ConeFootprint, footprint_pixels
-from survey_mass.sources.mock.universe import UNIVERSE_ORDER, UniverseSpec, base_pixel_clusters
+from survey_mass.mock.universe import UNIVERSE_ORDER, UniverseSpec, base_pixel_clusters
+from survey_mass.pixel_math import footprint_pixels
+from survey_mass.spec.footprint import BoxFootprint, ConeFootprint
 
 COLUMNS = ["target_id", "ra", "dec", "z", "log10_m500"]
 

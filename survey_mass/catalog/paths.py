@@ -1,0 +1,103 @@
+"""On-disk layout of a catalog (HATS-style), on any fsspec filesystem: the one home of its paths.
+
+    ROOT/catalog/Norder=K/Dir=D/Npix=P.parquet     weighed targets of shard P
+    ROOT/quarantine/Norder=K/Dir=D/Npix=P.parquet  targets that could not be weighed, with reasons
+    ROOT/quarantine/unplaced.parquet               inputs with no valid position (no shard)
+    ROOT/_done/Npix=P.json                         shard P finished (row counts), written after both
+    ROOT/_common_metadata, ROOT/_metadata          schema + provenance; row groups; written last
+    ROOT/provenance.json                           job spec, code version, model hashes
+
+A shard is done only when its marker exists; a catalog is complete only when ``_metadata`` exists.
+Every reader finds partitions through :meth:`CatalogLayout.partitions`, never its own glob.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import fsspec
+
+from survey_mass.pixel_math import partition_dir
+
+UNPLACED = -1
+CATALOG, QUARANTINE = "catalog", "quarantine"
+_PARTITION = re.compile(r"Norder=(\d+)/Dir=\d+/Npix=(\d+)\.parquet$")
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One partition file: its HEALPix order and pixel."""
+
+    order: int
+    pixel: int
+    path: str
+
+
+def parse_partition_path(path: str) -> tuple[int, int] | None:
+    """(order, pixel) of a ``.../Norder=K/Dir=D/Npix=P.parquet`` path; None for any other file."""
+    found = _PARTITION.search(path)
+    return (int(found.group(1)), int(found.group(2))) if found else None
+
+
+@dataclass(frozen=True)
+class CatalogLayout:
+    url: str
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        return fsspec.core.url_to_fs(self.url)[0]
+
+    @property
+    def root(self) -> str:
+        return fsspec.core.url_to_fs(self.url)[1].rstrip("/")
+
+    def _pixel_path(self, table: str, order: int, pixel: int) -> str:
+        if pixel == UNPLACED:
+            return f"{self.root}/{table}/unplaced.parquet"
+        return f"{self.root}/{table}/Norder={order}/Dir={partition_dir(pixel)}/Npix={pixel}.parquet"
+
+    def catalog_file(self, order: int, pixel: int) -> str:
+        return self._pixel_path(CATALOG, order, pixel)
+
+    def quarantine_file(self, order: int, pixel: int) -> str:
+        return self._pixel_path(QUARANTINE, order, pixel)
+
+    def table_dir(self, table: str) -> str:
+        return f"{self.root}/{table}"
+
+    def has_table(self, table: str = CATALOG) -> bool:
+        return self.fs.isdir(self.table_dir(table))
+
+    def partitions(self, table: str = CATALOG, order: int | None = None) -> list[Partition]:
+        """The partition files of ``table`` (at ``order`` if given), sorted by (order, pixel)."""
+        norder = "*" if order is None else order
+        files = self.fs.glob(f"{self.table_dir(table)}/Norder={norder}/Dir=*/Npix=*.parquet")
+        parts = [
+            Partition(*parsed, path) for path in files if (parsed := parse_partition_path(path))
+        ]
+        return sorted(parts, key=lambda p: (p.order, p.pixel))
+
+    def quarantine_files(self) -> list[str]:
+        """Every quarantine file, the unplaced inputs' included."""
+        return sorted(self.fs.glob(f"{self.table_dir(QUARANTINE)}/**/*.parquet"))
+
+    def done_marker(self, pixel: int) -> str:
+        name = "unplaced" if pixel == UNPLACED else f"Npix={pixel}"
+        return f"{self.root}/_done/{name}.json"
+
+    @property
+    def done_markers(self) -> list[str]:
+        return self.fs.glob(f"{self.root}/_done/*.json")
+
+    @property
+    def metadata(self) -> str:
+        return f"{self.root}/_metadata"
+
+    @property
+    def common_metadata(self) -> str:
+        return f"{self.root}/_common_metadata"
+
+    @property
+    def provenance(self) -> str:
+        return f"{self.root}/provenance.json"

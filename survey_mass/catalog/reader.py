@@ -1,0 +1,57 @@
+"""Read a mass catalog into pandas, whole or partition by partition, with units in ``attrs``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import fsspec
+import pandas as pd
+import pyarrow.dataset as ds
+
+from survey_mass.catalog.paths import CATALOG, CatalogLayout, Partition
+from survey_mass.errors import UserError
+
+
+def list_partitions(catalog: str) -> list[Partition]:
+    """Every partition file of the catalog at ``catalog`` (a local path or fsspec URL)."""
+    parts = CatalogLayout(str(catalog)).partitions(CATALOG)
+    if not parts:
+        raise UserError(
+            f"no mass catalog at {catalog}: expected {catalog}/catalog/Norder=K/Dir=D/Npix=P.parquet "
+            "(the output folder of `survey-mass run`)"
+        )
+    return parts
+
+
+def read_partitions(
+    catalog: str, parts: Sequence[Partition], columns: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """The rows of the given partitions, with units from the Parquet field metadata in attrs."""
+    fs, _ = fsspec.core.url_to_fs(str(catalog))
+    dataset = ds.dataset([p.path for p in parts], format="parquet", filesystem=fs)
+    table = dataset.to_table(columns=list(columns) if columns else None)
+    frame = table.to_pandas()
+    frame.attrs["units"] = {
+        f.name: f.metadata[b"unit"].decode()
+        for f in table.schema
+        if f.metadata and b"unit" in f.metadata
+    }
+    return frame
+
+
+def read_mass_catalog(catalog: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """The whole catalog (partitions in (order, pixel) order)."""
+    return read_partitions(catalog, list_partitions(catalog), columns)
+
+
+def iter_partitions(
+    catalog: str, columns: Sequence[str] | None = None
+) -> Iterator[tuple[int, int, pd.DataFrame]]:
+    """``(order, pixel, rows)`` per partition, loading one partition at a time."""
+    for part in list_partitions(catalog):
+        yield part.order, part.pixel, read_partitions(catalog, [part], columns)
+
+
+def open_catalog(url: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """The mass catalog at ``url`` (local path or fsspec URL) as a DataFrame; units in ``attrs``."""
+    return read_mass_catalog(url, columns)

@@ -1,0 +1,52 @@
+"""The ``survey-mass`` command: one module per verb a user says, each with ``register(subparsers)``.
+
+The verbs are thin wiring over plain functions of the stages (tests call those directly); their
+modules import nothing heavy at the top, so ``--help`` is quick and TensorFlow loads only when used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from survey_mass import __version__
+from survey_mass.cli import fetch, query, report, run, simulate, train, zoo
+from survey_mass.errors import UserError
+
+VERBS = (run, train, simulate, fetch, query, report, zoo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="survey-mass", description="Galaxy-cluster mass catalogs from survey cutouts."
+    )
+    parser.add_argument("--version", action="version", version=f"survey-mass {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for verb in VERBS:
+        verb.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not args.verbose:  # distributed logs every worker start and stop at INFO
+        import distributed  # noqa: F401  (configures its loggers, which we then quieten)
+
+        for name in list(logging.root.manager.loggerDict):
+            if name.startswith("distributed"):
+                logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as err:
+        print(f"survey-mass {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

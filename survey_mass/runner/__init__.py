@@ -1,0 +1,1 @@
+"""The job runner: shards on Dask workers (``shard``), plan / window / finalize (``job``)."""

@@ -1,0 +1,83 @@
+"""The Dask cluster a job runs on: local processes, local GPUs, an existing scheduler, Slurm or
+Kubernetes. Optional back-ends are imported only when asked for (dask_cuda needs a GPU to import).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+from distributed import Client, LocalCluster
+
+from survey_mass.errors import UserError
+from survey_mass.spec.job import ComputeSpec
+
+
+def _optional(module: str, extra: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise UserError(
+            f"cluster needs {module} ({err}); install it: pip install 'survey-mass[{extra}]'"
+        ) from err
+
+
+def slurm_worker_options(spec: ComputeSpec) -> dict:
+    """SLURMCluster arguments: one worker process per job with the job's threads and memory.
+
+    Partition, GPUs (``--gres``), walltime and the worker command (``dask_cuda.cli`` on GPU nodes)
+    come from ``cluster.options`` or the ``jobqueue.slurm`` Dask config (deploy/slurm/jobqueue.yaml).
+    """
+    return {
+        "cores": spec.threads_per_worker,
+        "processes": 1,
+        "memory": spec.memory_limit,
+        **spec.options,
+    }
+
+
+def make_cluster(spec: ComputeSpec):
+    """A new cluster object for ``spec`` (not for kind = 'address')."""
+    if spec.kind == "local":
+        return LocalCluster(
+            n_workers=spec.n_workers,
+            threads_per_worker=spec.threads_per_worker,
+            processes=True,
+            memory_limit=spec.memory_limit,
+            dashboard_address=None,
+            silence_logs=logging.WARNING,
+            **spec.options,
+        )
+    if spec.kind == "local-cuda":
+        dask_cuda = _optional("dask_cuda", "gpu")
+        return dask_cuda.LocalCUDACluster(
+            threads_per_worker=spec.threads_per_worker,
+            memory_limit=spec.memory_limit,
+            **spec.options,
+        )
+    if spec.kind == "slurm":
+        jobqueue = _optional("dask_jobqueue", "deploy")
+        cluster = jobqueue.SLURMCluster(**slurm_worker_options(spec))
+        cluster.scale(jobs=spec.n_workers)
+        return cluster
+    if spec.kind == "kubernetes":
+        operator = _optional("dask_kubernetes.operator", "deploy")
+        return operator.KubeCluster(n_workers=spec.n_workers, **spec.options)
+    raise UserError(f"cluster.kind {spec.kind!r} does not make a cluster")
+
+
+@contextlib.contextmanager
+def open_client(spec: ComputeSpec, client: Client | None = None) -> Iterator[Client]:
+    """A client for the job: the one given, a scheduler address, or a cluster started and closed here."""
+    if client is not None:
+        yield client
+        return
+    if spec.kind == "address":
+        with Client(spec.address, timeout="30s") as c:
+            yield c
+        return
+    with make_cluster(spec) as cluster, Client(cluster) as c:
+        yield c

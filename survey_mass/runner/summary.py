@@ -1,0 +1,43 @@
+"""What a run tells its user at the end."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from survey_mass.catalog.paths import CatalogLayout
+
+
+@dataclass
+class RunSummary:
+    url: str
+    rows: int = 0
+    quarantined: int = 0
+    shards: int = 0
+    shards_run: int = 0
+    seconds: float = 0.0
+    reasons: Counter = field(default_factory=Counter)
+    already_complete: bool = False
+
+    def text(self) -> str:
+        if self.already_complete:
+            return f"catalog already complete at {self.url} (nothing to do)"
+        lines = [
+            f"catalog: {self.url}",
+            f"  {self.rows} targets weighed, {self.quarantined} quarantined, "
+            f"{self.shards_run}/{self.shards} shards run in {self.seconds:.1f} s",
+        ]
+        lines += [f"  quarantine {reason}: {n}" for reason, n in self.reasons.most_common()]
+        lines.append(f'  query it: survey-mass query {self.url} "SELECT count(*) FROM catalog"')
+        return "\n".join(lines)
+
+
+def quarantine_reasons(layout: CatalogLayout) -> Counter:
+    """How many quarantined targets gave each reason."""
+    import pyarrow.dataset as ds
+
+    files = layout.quarantine_files()
+    if not files:
+        return Counter()
+    table = ds.dataset(files, filesystem=layout.fs, format="parquet").to_table(columns=["reason"])
+    return Counter(table.column("reason").to_pylist())

@@ -1,0 +1,1 @@
+"""What the archive fetchers share on the wire: request cache, retries and limits, transports."""

@@ -1,0 +1,177 @@
+"""Job specs: one TOML file says what to weigh, with what, where it runs and where results go.
+
+Validated by pydantic; every error names the key (dotted path in the TOML) and how to fix it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import tomllib
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from survey_mass.constants import INSTRUMENTS
+from survey_mass.errors import JobSpecError
+from survey_mass.sources.real import RealSourceConfig
+from survey_mass.spec.base import StrictModel
+from survey_mass.spec.footprint import Footprint
+from survey_mass.spec.universe import UniverseSpec
+from survey_mass.spec.urls import check_protocols
+
+
+class TargetsSpec(StrictModel):
+    """Where targets come from: the mock universe inside a footprint, or a catalog file/URL."""
+
+    footprint: Footprint | None = Field(None, description="sky region; required for source = mock")
+    catalog: str | None = Field(None, description="local path or fsspec URL of a target catalog")
+    columns: dict[str, str] = Field(
+        default_factory=lambda: {"id": "id", "ra": "ra", "dec": "dec", "z": "z"},
+        description="our name (id, ra, dec, z) -> column name in the catalog",
+    )
+    shard_order: int | None = Field(
+        None, ge=0, le=10, description="HEALPix order of shards; auto if unset"
+    )
+    max_targets: int | None = Field(None, gt=0, description="keep only the first N targets (tests)")
+    allowed_protocols: list[str] = Field(
+        default_factory=lambda: ["file", "local", "http", "https", "s3", "gs", "abfs"],
+        description="fsspec protocols targets.catalog may use",
+    )
+
+    @model_validator(mode="after")
+    def _one_origin(self):
+        if self.footprint is None and self.catalog is None:
+            raise ValueError(
+                "give targets.footprint (mock universe) or targets.catalog (a file or URL)"
+            )
+        missing = {"id", "ra", "dec", "z"} - set(self.columns)
+        if missing:
+            raise ValueError(
+                f"targets.columns lacks {sorted(missing)}; map each to a catalog column"
+            )
+        if self.catalog is not None:
+            check_protocols("targets.catalog", self.catalog, self.allowed_protocols)
+        return self
+
+
+class SourceSpec(StrictModel):
+    kind: Literal["mock", "real"] = "mock"
+    mock: UniverseSpec = Field(default_factory=UniverseSpec)
+    real: RealSourceConfig = Field(default_factory=RealSourceConfig)
+
+
+class ModelsSpec(StrictModel):
+    """Which zoo ensemble weighs each instrument; a name in the zoo or a path to one."""
+
+    xray: str = "xray-v1"
+    sz: str = "sz-v1"
+    optical: str = "optical-v1"
+    joint: str = Field(
+        "auto",
+        description="how the instruments' masses combine: a joint zoo entry (name or path), "
+        "'inverse-variance', or 'auto' (the shipped joint-v1 when it was fitted on the job's "
+        "ensembles, else inverse-variance)",
+    )
+    zoo: str | None = Field(None, description="extra zoo folder searched before the shipped one")
+    tta: bool = Field(False, description="average the 8 dihedral transforms at inference")
+
+
+class ComputeSpec(StrictModel):
+    """The Dask cluster the job runs on (the ``[cluster]`` table): local processes by default."""
+
+    kind: Literal["local", "local-cuda", "address", "slurm", "kubernetes"] = "local"
+    address: str | None = Field(None, description="scheduler address for kind = 'address'")
+    n_workers: int = Field(2, ge=1)
+    threads_per_worker: int = Field(1, ge=1)
+    memory_limit: str = "4GiB"
+    options: dict = Field(default_factory=dict, description="extra settings for slurm/kubernetes")
+
+    @model_validator(mode="after")
+    def _address_given(self):
+        if self.kind == "address" and not self.address:
+            raise ValueError("cluster.kind = 'address' needs cluster.address = 'tcp://host:8786'")
+        return self
+
+
+class OutputSpec(StrictModel):
+    url: str = Field(description="where the catalog goes: a local path or fsspec URL")
+    allowed_protocols: list[str] = Field(
+        default_factory=lambda: ["file", "local", "memory", "s3", "gs", "abfs"]
+    )
+
+    @model_validator(mode="after")
+    def _protocol_allowed(self):
+        check_protocols("output.url", self.url, self.allowed_protocols)
+        return self
+
+
+class JobSpec(StrictModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    instruments: list[str] = Field(default_factory=lambda: ["xray"], min_length=1)
+    batch_size: int = Field(64, ge=1, le=4096)
+    device: Literal["auto", "cpu", "gpu"] = "auto"
+    targets: TargetsSpec
+    source: SourceSpec = Field(default_factory=SourceSpec)
+    models: ModelsSpec = Field(default_factory=ModelsSpec)
+    cluster: ComputeSpec = Field(default_factory=ComputeSpec)
+    output: OutputSpec
+
+    @field_validator("instruments")
+    @classmethod
+    def _known_instruments(cls, value: list[str]) -> list[str]:
+        unknown = [i for i in value if i not in INSTRUMENTS]
+        if unknown:
+            raise ValueError(f"unknown instrument(s) {unknown}; choose from {list(INSTRUMENTS)}")
+        if len(set(value)) != len(value):
+            raise ValueError("an instrument is listed twice")
+        return value
+
+    @model_validator(mode="after")
+    def _mock_needs_footprint(self):
+        if self.source.kind == "mock" and self.targets.footprint is None:
+            raise ValueError(
+                "source.kind = 'mock' draws targets from the mock universe: give targets.footprint"
+            )
+        return self
+
+
+def format_validation_error(err: ValidationError, path: str) -> str:
+    lines = [f"{path}: the job spec is not valid:"]
+    for e in err.errors():
+        key = ".".join(
+            str(p) for p in e["loc"] if not str(p).startswith(("function-", "tagged-union"))
+        )
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key; remove it or check its spelling"
+        elif e["type"] == "missing":
+            msg = "required key is missing; add it"
+        lines.append(f"  - {key or '(top level)'}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_job_spec(text: str, path: str = "<job spec>", base_dir: Path | None = None) -> JobSpec:
+    """Parse TOML text into a JobSpec, or raise JobSpecError naming each bad key."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise JobSpecError(f"{path}: not valid TOML ({err}); check quotes and brackets") from err
+    try:
+        spec = JobSpec.model_validate(data)
+    except ValidationError as err:
+        raise JobSpecError(format_validation_error(err, path)) from err
+    if (
+        base_dir is not None
+        and "://" not in spec.output.url
+        and not Path(spec.output.url).is_absolute()
+    ):
+        spec.output.url = str((base_dir / spec.output.url).resolve())
+    return spec
+
+
+def load_job_spec(path: str | Path) -> JobSpec:
+    """Read and validate a job spec file; relative output paths are taken from the working dir."""
+    path = Path(path)
+    if not path.is_file():
+        raise JobSpecError(f"{path}: no such job spec file; see jobs/ for examples")
+    return parse_job_spec(path.read_text(), str(path), Path.cwd())
