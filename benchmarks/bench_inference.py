@@ -34,8 +34,9 @@ def mock_cutouts(n: int):
     import pandas as pd
 
     from survey_mass.mock.source import MockSource
-    from survey_mass.mock.universe import UniverseSpec, base_pixel_clusters
+    from survey_mass.mock.universe import base_pixel_clusters
     from survey_mass.sources.base import Target
+    from survey_mass.spec.universe import UniverseSpec
 
     spec = UniverseSpec(seed=7, density_scale=10.0)
     frames, pixel = [], 60000

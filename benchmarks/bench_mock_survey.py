@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from survey_mass.cli.simulate import simulate
 from survey_mass.mock import RENDERERS, optical
+from survey_mass.mock.survey import simulate
 from survey_mass.mock.universe import (
     UNIVERSE_ORDER,
     UniverseSpec,

@@ -78,8 +78,9 @@ class PeakRSS:
 
 def job_for(n_targets: int, url: str):
     """A mock job whose box footprint holds about ``n_targets`` clusters."""
-    from survey_mass.mock.universe import UniverseSpec, clusters_per_deg2
+    from survey_mass.mock.universe import clusters_per_deg2
     from survey_mass.spec.job import parse_job_spec
+    from survey_mass.spec.universe import UniverseSpec
 
     density = clusters_per_deg2(UniverseSpec(density_scale=DENSITY_SCALE))
     area = n_targets / density

@@ -11,7 +11,7 @@ held-out clusters:
 
 Fine-tuning uses a smaller learning rate (``finetune_learning_rate``) than training from scratch,
 as is usual, so the pretrained features are adapted rather than overwritten. Run it with
-``python -m survey_mass.train.finetune --out out/finetune``; results go to ``results.json`` there.
+``python experiments/finetune_deepplanck.py --out out/finetune``; results go to ``results.json`` there.
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from survey_mass.constants import Z_BINS
-from survey_mass.mock.universe import UniverseSpec
 from survey_mass.models.deepplanck import PREPROCESSING, DeepPlanckEnsemble
 from survey_mass.models.sz import build_deepplanck_cnn
+from survey_mass.spec.base import StrictModel
+from survey_mass.spec.universe import UniverseSpec
 from survey_mass.train.criteria import fit_metrics
 from survey_mass.train.data import training_clusters, training_inputs
 from survey_mass.train.ensemble import train_fold_ensemble
@@ -37,10 +38,9 @@ from survey_mass.train.sz import bin_universe
 VARIANTS = ("finetuned", "scratch")
 
 
-class FinetuneSettings(BaseModel):
+class FinetuneSettings(StrictModel):
     """The experiment's size; the defaults run in about ten minutes on two CPU cores."""
 
-    model_config = ConfigDict(extra="forbid")
     bins: list[int] = Field([0, 1, 2, 3], description="indices into Z_BINS")
     n_clusters: int = Field(200, ge=30, description="clusters per bin")
     folds: int = Field(4, ge=3)

@@ -3,9 +3,12 @@
     ROOT/catalog/Norder=K/Dir=D/Npix=P.parquet     weighed targets of shard P
     ROOT/quarantine/Norder=K/Dir=D/Npix=P.parquet  targets that could not be weighed, with reasons
     ROOT/quarantine/unplaced.parquet               inputs with no valid position (no shard)
-    ROOT/_done/Npix=P.json                         shard P finished (row counts), written after both
+    ROOT/_done/Npix=P.json                         shard P finished: its files' rows, bytes, sha256
+    ROOT/_manifest.json                            every shard's files and the totals (integrity)
     ROOT/_common_metadata, ROOT/_metadata          schema + provenance; row groups; written last
     ROOT/provenance.json                           job spec, code version, model hashes
+    ROOT/_lease.json                               the run writing the catalog now (host, pid)
+    ROOT/_logs/run-RUN.log                         full tracebacks of a run's failed shards
 
 A shard is done only when its marker exists; a catalog is complete only when ``_metadata`` exists.
 Every reader finds partitions through :meth:`CatalogLayout.partitions`, never its own glob.
@@ -57,6 +60,10 @@ class CatalogLayout:
             return f"{self.root}/{table}/unplaced.parquet"
         return f"{self.root}/{table}/Norder={order}/Dir={partition_dir(pixel)}/Npix={pixel}.parquet"
 
+    def describe(self, table: str = CATALOG) -> str:
+        """The partition path pattern of ``table``, for messages."""
+        return f"{self.url.rstrip('/')}/{table}/Norder=K/Dir=D/Npix=P.parquet"
+
     def catalog_file(self, order: int, pixel: int) -> str:
         return self._pixel_path(CATALOG, order, pixel)
 
@@ -89,6 +96,24 @@ class CatalogLayout:
     @property
     def done_markers(self) -> list[str]:
         return self.fs.glob(f"{self.root}/_done/*.json")
+
+    def relative(self, path: str) -> str:
+        """``path`` relative to the catalog root (how markers and the manifest name files)."""
+        return path.removeprefix(self.root + "/")
+
+    def absolute(self, relative: str) -> str:
+        return f"{self.root}/{relative}"
+
+    @property
+    def manifest(self) -> str:
+        return f"{self.root}/_manifest.json"
+
+    @property
+    def lease(self) -> str:
+        return f"{self.root}/_lease.json"
+
+    def run_log(self, run_id: str) -> str:
+        return f"{self.root}/_logs/run-{run_id}.log"
 
     @property
     def metadata(self) -> str:

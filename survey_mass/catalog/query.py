@@ -14,13 +14,17 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from astropy import units as u
 from astropy.io import fits
 from astropy.table import Table
+from pydantic import ValidationError
 
+from survey_mass.catalog.integrity import require_intact
 from survey_mass.catalog.paths import CATALOG, CatalogLayout
+from survey_mass.catalog.schema import quarantine_schema
 from survey_mass.errors import UserError
 from survey_mass.pixel_math import healpix
 from survey_mass.spec.footprint import ConeFootprint
@@ -35,12 +39,14 @@ def _local_root(url: str) -> Path:
         raise UserError(
             f"SQL queries read local catalogs; copy {url} locally first (or use --cone)"
         )
-    root = Path(layout.root)
-    if not (root / "_metadata").is_file():
-        raise UserError(
-            f"{url} is not a finished catalog (no _metadata); run or resume its job first"
-        )
-    return root
+    require_intact(url)
+    return Path(layout.root)
+
+
+def _empty(con: duckdb.DuckDBPyConnection, view: str, schema: pa.Schema) -> None:
+    """A view with the table's columns and no rows (an empty catalog is still queryable)."""
+    con.register(f"_{view}_empty", schema.empty_table())
+    con.execute(f"CREATE VIEW {view} AS SELECT * FROM _{view}_empty")
 
 
 def connect(url: str) -> duckdb.DuckDBPyConnection:
@@ -54,11 +60,14 @@ def connect(url: str) -> duckdb.DuckDBPyConnection:
         "catalog": [p.path for p in layout.partitions(CATALOG)],
         "quarantine": layout.quarantine_files(),
     }
+    empty = {"catalog": _catalog_schema(layout), "quarantine": quarantine_schema()}
     for view, files in tables.items():
         if files:
             con.execute(
                 f"CREATE VIEW {view} AS SELECT * FROM read_parquet({files!r}, union_by_name=true)"
             )
+        else:
+            _empty(con, view, empty[view])
     con.execute("SET lock_configuration=true")
     return con
 
@@ -87,10 +96,17 @@ class ConeResult:
 
 def cone_search(url: str, ra: float, dec: float, radius_deg: float) -> ConeResult:
     """Rows within ``radius_deg`` of (ra, dec), reading only the HEALPix partitions the cone touches."""
+    try:
+        cone = ConeFootprint(ra=ra % 360.0, dec=dec, radius_deg=radius_deg)
+    except ValidationError as err:
+        problems = "; ".join(f"{e['loc'][0]} {e['msg'].lower()}" for e in err.errors())
+        raise UserError(
+            f"--cone {ra} {dec} {radius_deg}: not a cone ({problems}); give RA DEC RADIUS in "
+            "degrees with -90 <= DEC <= 90 and 0 < RADIUS <= 180"
+        ) from None
     layout = CatalogLayout(url)
     fs = layout.fs
-    if not fs.exists(layout.metadata):
-        raise UserError(f"{url} is not a finished catalog (no _metadata)")
+    require_intact(url)
     order = json.loads(fs.cat_file(layout.provenance))["order"]
     files = [p.path for p in layout.partitions(CATALOG, order)]
     margin = healpix(order).pixel_resolution.to_value(u.deg)
@@ -103,17 +119,19 @@ def cone_search(url: str, ra: float, dec: float, radius_deg: float) -> ConeResul
         table = ds.dataset(paths, filesystem=fs, format="parquet").to_table()
         df = table.to_pandas()
     else:
-        df = pq.read_schema(fs.open(layout.common_metadata)).empty_table().to_pandas()
-    cone = ConeFootprint(ra=ra % 360.0, dec=dec, radius_deg=radius_deg)
+        df = _catalog_schema(layout).empty_table().to_pandas()
     inside = cone.contains(df["ra"].to_numpy(), df["dec"].to_numpy())
     return ConeResult(df[inside].reset_index(drop=True), len(paths), len(files))
 
 
+def _catalog_schema(layout: CatalogLayout) -> pa.Schema:
+    with layout.fs.open(layout.common_metadata, "rb") as fh:
+        return pq.read_schema(fh)
+
+
 def to_table(df: pd.DataFrame, url: str) -> Table:
     """An astropy Table with each column's unit and description from the catalog schema."""
-    layout = CatalogLayout(url)
-    with layout.fs.open(layout.common_metadata, "rb") as fh:
-        schema = pq.read_schema(fh)
+    schema = _catalog_schema(CatalogLayout(url))
     table = Table.from_pandas(df)
     for f in schema:
         if f.name in table.colnames and f.metadata:

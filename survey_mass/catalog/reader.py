@@ -4,32 +4,39 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-import fsspec
 import pandas as pd
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
+from survey_mass.catalog.integrity import require_intact
 from survey_mass.catalog.paths import CATALOG, CatalogLayout, Partition
 from survey_mass.errors import UserError
 
 
 def list_partitions(catalog: str) -> list[Partition]:
-    """Every partition file of the catalog at ``catalog`` (a local path or fsspec URL)."""
-    parts = CatalogLayout(str(catalog)).partitions(CATALOG)
-    if not parts:
+    """Every partition file of the finished, intact catalog at ``catalog`` (path or fsspec URL)."""
+    layout = CatalogLayout(str(catalog))
+    if not layout.fs.exists(layout.metadata) and not layout.partitions(CATALOG):
         raise UserError(
-            f"no mass catalog at {catalog}: expected {catalog}/catalog/Norder=K/Dir=D/Npix=P.parquet "
+            f"no mass catalog at {catalog}: expected {layout.describe(CATALOG)} "
             "(the output folder of `survey-mass run`)"
         )
-    return parts
+    require_intact(str(catalog))
+    return layout.partitions(CATALOG)
 
 
 def read_partitions(
     catalog: str, parts: Sequence[Partition], columns: Sequence[str] | None = None
 ) -> pd.DataFrame:
     """The rows of the given partitions, with units from the Parquet field metadata in attrs."""
-    fs, _ = fsspec.core.url_to_fs(str(catalog))
-    dataset = ds.dataset([p.path for p in parts], format="parquet", filesystem=fs)
-    table = dataset.to_table(columns=list(columns) if columns else None)
+    layout = CatalogLayout(str(catalog))
+    if parts:
+        dataset = ds.dataset([p.path for p in parts], format="parquet", filesystem=layout.fs)
+        table = dataset.to_table(columns=list(columns) if columns else None)
+    else:  # an empty catalog: its columns, no rows
+        with layout.fs.open(layout.common_metadata, "rb") as fh:
+            table = pq.read_schema(fh).empty_table()
+        table = table.select(list(columns)) if columns else table
     frame = table.to_pandas()
     frame.attrs["units"] = {
         f.name: f.metadata[b"unit"].decode()

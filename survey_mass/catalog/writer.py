@@ -1,7 +1,14 @@
-"""Resumable catalog writes: each shard's files atomically, then its done marker, metadata last."""
+"""Resumable catalog writes: each shard's files atomically, then its done marker, metadata last.
+
+Every file is written whole under a temporary name that carries the run's id, then renamed, so a
+reader never sees half a file and a run cleans only its own leftovers. A done marker records its
+shard's files (rows, bytes, sha256); ``finalize`` gathers them into ``_manifest.json`` before
+``_metadata``, so readers can check the catalog against what was written (``catalog.integrity``).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 
@@ -15,21 +22,53 @@ from survey_mass.errors import UserError
 
 #: temporary files start with '.', which pyarrow, DuckDB globs and HATS readers skip
 TMP_PREFIX = "."
+MANIFEST_VERSION = 1
 
 
-def _write_atomic(layout: CatalogLayout, path: str, write) -> None:
-    """``write(fh)`` to a temporary name beside ``path``, then rename: no one sees half a file."""
+class CatalogWriteError(UserError):
+    """A catalog file could not be written (permissions, full disk): names the path."""
+
+
+def tmp_pattern(layout: CatalogLayout, run_id: str) -> str:
+    """Glob of the temporary files of run ``run_id`` anywhere under the catalog."""
+    return f"{layout.root}/**/{TMP_PREFIX}*.{run_id}.*.tmp"
+
+
+def write_bytes(layout: CatalogLayout, path: str, data: bytes, run_id: str) -> None:
+    """``data`` to a temporary name beside ``path``, then rename: no one sees half a file."""
     fs = layout.fs
     folder, name = path.rsplit("/", 1)
-    fs.makedirs(folder, exist_ok=True)
-    tmp = f"{folder}/{TMP_PREFIX}{name}.{uuid.uuid4().hex}.tmp"  # hidden from dataset readers
-    with fs.open(tmp, "wb") as fh:
-        write(fh)
-    fs.mv(tmp, path)
+    tmp = f"{folder}/{TMP_PREFIX}{name}.{run_id}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        fs.makedirs(folder, exist_ok=True)
+        with fs.open(tmp, "wb") as fh:
+            fh.write(data)
+        fs.mv(tmp, path)
+    except OSError as err:
+        if fs.exists(tmp):
+            fs.rm(tmp)
+        raise CatalogWriteError(
+            f"cannot write {path}: {err.strerror or err}; check that the output folder is "
+            "writable and has space, then re-run the same command"
+        ) from err
 
 
-def _write_parquet(layout: CatalogLayout, table: pa.Table, path: str) -> None:
-    _write_atomic(layout, path, lambda fh: pq.write_table(table, fh, compression="zstd"))
+def _parquet_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
+
+
+def _write_table(layout: CatalogLayout, path: str, table: pa.Table, run_id: str) -> dict:
+    """Write one Parquet file; returns its record for the done marker."""
+    data = _parquet_bytes(table)
+    write_bytes(layout, path, data, run_id)
+    return {
+        "path": layout.relative(path),
+        "rows": table.num_rows,
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
 
 
 def write_shard(
@@ -40,47 +79,49 @@ def write_shard(
     quarantine: pd.DataFrame,
     instruments: list[str],
     job_hash: str,
+    run_id: str = "run",
 ) -> dict:
-    """Write one shard's catalog and quarantine parts, then its done marker; returns the counts."""
+    """Write one shard's catalog and quarantine parts, then its done marker; returns the marker."""
+    files = []
     if pixel != UNPLACED:
         schema = catalog_schema(instruments)
-        _write_parquet(
-            layout,
-            pa.Table.from_pandas(catalog[schema.names], schema=schema, preserve_index=False),
-            layout.catalog_file(order, pixel),
-        )
+        table = pa.Table.from_pandas(catalog[schema.names], schema=schema, preserve_index=False)
+        files.append(_write_table(layout, layout.catalog_file(order, pixel), table, run_id))
     q_schema = quarantine_schema()
-    _write_parquet(
-        layout,
-        pa.Table.from_pandas(quarantine[q_schema.names], schema=q_schema, preserve_index=False),
-        layout.quarantine_file(order, pixel),
-    )
+    table = pa.Table.from_pandas(quarantine[q_schema.names], schema=q_schema, preserve_index=False)
+    files.append(_write_table(layout, layout.quarantine_file(order, pixel), table, run_id))
     marker = {
         "pixel": pixel,
         "order": order,
         "rows": int(len(catalog)),
         "quarantined": int(len(quarantine)),
         "job_hash": job_hash,
+        "files": files,
     }
-    _write_atomic(
-        layout, layout.done_marker(pixel), lambda fh: fh.write(json.dumps(marker).encode())
-    )
+    write_bytes(layout, layout.done_marker(pixel), json.dumps(marker).encode(), run_id)
     return marker
+
+
+def read_markers(layout: CatalogLayout) -> dict[int, dict]:
+    """Every done marker by pixel (unreadable ones are left out: their shard is not done)."""
+    fs, markers = layout.fs, {}
+    for path in layout.done_markers:
+        try:
+            marker = json.loads(fs.cat_file(path))
+            markers[int(marker["pixel"])] = marker
+        except (ValueError, KeyError, TypeError):
+            continue
+    return markers
 
 
 def done_shards(layout: CatalogLayout, job_hash: str) -> dict[int, dict]:
     """Markers of finished shards; refuses an output folder written by a different job spec."""
-    fs = layout.fs
-    markers = {}
-    for path in layout.done_markers:
-        with fs.open(path) as fh:
-            marker = json.load(fh)
-        if marker["job_hash"] != job_hash:
-            raise UserError(
-                f"{layout.url} holds shards of a different job (spec or models changed); "
-                "choose another output.url, or delete that folder to start afresh"
-            )
-        markers[int(marker["pixel"])] = marker
+    markers = read_markers(layout)
+    if any(m.get("job_hash") != job_hash for m in markers.values()):
+        raise UserError(
+            f"{layout.url} holds shards of a different job (spec or models changed); "
+            "choose another output.url, or delete that folder to start afresh"
+        )
     return markers
 
 
@@ -88,31 +129,63 @@ def is_complete(layout: CatalogLayout) -> bool:
     return layout.fs.exists(layout.metadata)
 
 
-def finalize(
-    layout: CatalogLayout, order: int, pixels: list[int], instruments: list[str], provenance: dict
-) -> None:
-    """Write provenance, ``_common_metadata`` and, last, ``_metadata`` (row groups of all shards).
+def write_manifest(layout: CatalogLayout, order: int, markers: dict[int, dict], run_id: str):
+    """``_manifest.json``: every shard's files and the totals, for readers to check against."""
+    manifest = {
+        "manifest_version": MANIFEST_VERSION,
+        "order": order,
+        "rows": sum(m["rows"] for m in markers.values()),
+        "quarantined": sum(m["quarantined"] for m in markers.values()),
+        "shards": {str(p): markers[p]["files"] for p in sorted(markers)},
+    }
+    write_bytes(layout, layout.manifest, json.dumps(manifest, indent=1).encode(), run_id)
 
-    Temporary files left by writers that were killed are removed first.
-    """
-    fs = layout.fs
-    for stale in fs.glob(f"{layout.root}/**/{TMP_PREFIX}*.tmp"):
-        fs.rm(stale)
-    text = json.dumps(provenance, indent=2, default=str)
-    _write_atomic(layout, layout.provenance, lambda fh: fh.write(text.encode()))
-    schema = catalog_schema(instruments).with_metadata({"survey_mass.provenance": text})
-    _write_atomic(layout, layout.common_metadata, lambda fh: pq.write_metadata(schema, fh))
-    collected = None
+
+def _collected_metadata(layout: CatalogLayout, order: int, pixels: list[int], schema):
+    """``_metadata``'s bytes: the row groups of every shard's catalog file, paths relative."""
+    fs, collected = layout.fs, None
     for pixel in sorted(p for p in pixels if p != UNPLACED):
         path = layout.catalog_file(order, pixel)
         with fs.open(path, "rb") as fh:
             meta = pq.read_metadata(fh)
-        meta.set_file_path(path.removeprefix(layout.root + "/"))
+        meta.set_file_path(layout.relative(path))
         if collected is None:
             collected = meta
         else:
             collected.append_row_groups(meta)
+    sink = pa.BufferOutputStream()
     if collected is None:
-        _write_atomic(layout, layout.metadata, lambda fh: pq.write_metadata(schema, fh))
+        pq.write_metadata(schema, sink)
     else:
-        _write_atomic(layout, layout.metadata, collected.write_metadata_file)
+        collected.write_metadata_file(sink)
+    return sink.getvalue().to_pybytes()
+
+
+def finalize(
+    layout: CatalogLayout,
+    order: int,
+    markers: dict[int, dict],
+    instruments: list[str],
+    provenance: dict,
+    run_id: str = "run",
+    stale_runs: tuple[str, ...] = (),
+) -> None:
+    """Write provenance, ``_common_metadata``, ``_manifest.json`` and, last, ``_metadata``.
+
+    Temporary files of this run and of ``stale_runs`` (runs whose lease this one took over) are
+    removed first; a concurrent run's are never touched.
+    """
+    fs = layout.fs
+    for run in (run_id, *stale_runs):
+        for stale in fs.glob(tmp_pattern(layout, run)):
+            fs.rm(stale)
+    text = json.dumps(provenance, indent=2, default=str)
+    write_bytes(layout, layout.provenance, text.encode(), run_id)
+    schema = catalog_schema(instruments).with_metadata({"survey_mass.provenance": text})
+    sink = pa.BufferOutputStream()
+    pq.write_metadata(schema, sink)
+    write_bytes(layout, layout.common_metadata, sink.getvalue().to_pybytes(), run_id)
+    write_manifest(layout, order, markers, run_id)
+    write_bytes(
+        layout, layout.metadata, _collected_metadata(layout, order, list(markers), schema), run_id
+    )

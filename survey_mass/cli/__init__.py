@@ -11,10 +11,10 @@ import logging
 import sys
 
 from survey_mass import __version__
-from survey_mass.cli import fetch, query, report, run, simulate, train, zoo
+from survey_mass.cli import fetch, query, report, run, simulate, train, verify, zoo
 from survey_mass.errors import UserError
 
-VERBS = (run, train, simulate, fetch, query, report, zoo)
+VERBS = (run, verify, train, simulate, fetch, query, report, zoo)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"survey-mass {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # permissions, a read-only or full disk: name the path and the fix
+        print(
+            f"survey-mass {args.command}: error: {err.strerror or err} on {err.filename}: "
+            "make it writable (with free space) or choose another path",
+            file=sys.stderr,
+        )
+        return 2
+    except KeyboardInterrupt:
+        print(f"survey-mass {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from pydantic import ValidationError
 
-from survey_mass.errors import JobSpecError
+from survey_mass.errors import JobSpecError, UserError
 from survey_mass.spec.job import JobSpec, format_validation_error, load_job_spec
 
 CLUSTER_KINDS = ("local", "local-cuda", "slurm", "kubernetes")
@@ -36,11 +37,37 @@ def apply_overrides(spec: JobSpec, cluster: str | None, output: str | None) -> J
         raise JobSpecError(format_validation_error(err, "command line")) from err
 
 
+def confirm_large(yes: bool):
+    """A check that refuses a plan of more than ``confirm_above_shards`` shards unless ``yes``."""
+
+    def confirm(plan) -> None:
+        from survey_mass.runner.job import estimate
+
+        if len(plan.todo) <= plan.spec.confirm_above_shards:
+            return
+        size = estimate(plan)
+        if not yes:
+            raise UserError(
+                f"{plan.spec.name}: a large job ({size}); pass --yes to run it, or narrow "
+                "targets.footprint"
+            )
+        print(f"{plan.spec.name}: {size}", file=sys.stderr)
+
+    return confirm
+
+
 def run(args: argparse.Namespace) -> int:
-    from survey_mass.runner.job import run_job
+    from survey_mass.runner.job import JobInterrupted, run_job
 
     spec = apply_overrides(load_job_spec(args.job), args.cluster, args.output)
-    summary = run_job(spec, progress=not args.quiet)
+    try:
+        summary = run_job(
+            spec, progress=not args.quiet, wait=args.wait, confirm=confirm_large(args.yes)
+        )
+    except (KeyboardInterrupt, JobInterrupted) as err:
+        message = str(err) or "interrupted; re-run the same command to resume"
+        print(f"survey-mass run: {message}", file=sys.stderr)
+        return 130
     print(summary.text())
     return 0
 
@@ -56,4 +83,10 @@ def register(subparsers) -> None:
     )
     p.add_argument("--output", help="override output.url")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--wait", action="store_true", help="wait for another run writing the output to finish"
+    )
+    p.add_argument(
+        "--yes", action="store_true", help="run a job above its confirm_above_shards size"
+    )
     p.set_defaults(func=run)

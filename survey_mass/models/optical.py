@@ -19,6 +19,7 @@ import keras
 from keras import layers
 
 from survey_mass.constants import MODEL_INPUT_SHAPE, SDSS_BANDS
+from survey_mass.models.blocks import conv_blocks
 from survey_mass.models.heads import regression_head
 
 OPTICAL_INPUT_SHAPE = MODEL_INPUT_SHAPE["optical"]
@@ -39,10 +40,7 @@ def build_feature_extractor(
     to, the quantity a richness estimate is built from.
     """
     inputs = keras.Input(shape=(*image_shape, 1), name="band_image")
-    x = inputs
-    for i, width in enumerate(filters, start=1):
-        x = layers.Conv2D(width, 3, padding="same", activation="relu", name=f"feat_conv{i}")(x)
-        x = layers.MaxPooling2D(2, name=f"feat_pool{i}")(x)
+    x = conv_blocks(inputs, filters, conv_name="feat_conv{block}", pool_name="feat_pool{block}")
     outputs = layers.GlobalAveragePooling2D(name="feat_gap")(x)
     return keras.Model(inputs, outputs, name=EXTRACTOR_NAME)
 

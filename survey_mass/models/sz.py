@@ -14,6 +14,7 @@ import numpy as np
 from keras import layers
 
 from survey_mass import constants
+from survey_mass.models.blocks import conv_blocks
 from survey_mass.models.heads import regression_head
 
 SZ_INPUT_SHAPE = (constants.SZ_GRID, constants.SZ_GRID, 1)
@@ -46,10 +47,7 @@ def build_deepplanck_cnn(
     Kept exactly so the published per-bin weights (``deepplanck.py``) fit it layer for layer.
     """
     inputs = keras.Input(shape=input_shape, name="y_map")
-    x = inputs
-    for i, filters in enumerate((16, 32, 64), start=1):
-        x = layers.Conv2D(filters, 3, padding="valid", activation="relu", name=f"conv{i}")(x)
-        x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
+    x = conv_blocks(inputs, (16, 32, 64), padding="valid")
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     outputs = regression_head(x, hidden=(200, 100, 20), dropout=(0.1, 0.1, 0.0))
     return keras.Model(inputs, outputs, name=name)
@@ -77,13 +75,9 @@ def build_sz_vgg(
             f"got input_shape {input_shape}: use fewer filters entries"
         )
     inputs = keras.Input(shape=input_shape, name="y_map")
-    x = inputs
-    for b, width in enumerate(filters, start=1):
-        for c in (1, 2):
-            x = layers.Conv2D(
-                width, 3, padding="same", activation="relu", name=f"block{b}_conv{c}"
-            )(x)
-        x = layers.MaxPooling2D(2, name=f"block{b}_pool")(x)
+    x = conv_blocks(
+        inputs, filters, convs=2, conv_name="block{block}_conv{conv}", pool_name="block{block}_pool"
+    )
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     outputs = regression_head(
         x, hidden=hidden, dropout=dropout, mean_log_mass=mean_log_mass, aleatoric=aleatoric

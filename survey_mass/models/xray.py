@@ -6,6 +6,7 @@ import keras
 from keras import layers
 
 from survey_mass.constants import MODEL_INPUT_SHAPE
+from survey_mass.models.blocks import conv_blocks
 from survey_mass.models.heads import regression_head
 
 PAPER_PARAMETERS = 58_437
@@ -22,10 +23,7 @@ def build_xray_cnn(
     parameters to the paper's 58,437.
     """
     inputs = keras.Input(shape=input_shape, name="image")
-    x = inputs
-    for i, filters in enumerate((16, 32, 64), start=1):
-        x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{i}")(x)
-        x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
+    x = conv_blocks(inputs, (16, 32, 64))
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     outputs = regression_head(x, mean_log_mass=mean_log_mass, aleatoric=aleatoric)
     return keras.Model(inputs, outputs, name="xray_cnn")

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
+import threading
 from collections.abc import Iterator
 
 from distributed import Client, LocalCluster
@@ -39,18 +41,37 @@ def slurm_worker_options(spec: ComputeSpec) -> dict:
     }
 
 
+@contextlib.contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """Start worker processes with SIGINT ignored (inherited across exec), so Ctrl-C reaches only
+    the driver, which stops them in order instead of every worker dying with a traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _local_cluster(spec: ComputeSpec) -> LocalCluster:
+    return LocalCluster(
+        n_workers=spec.n_workers,
+        threads_per_worker=spec.threads_per_worker,
+        processes=True,
+        memory_limit=spec.memory_limit,
+        dashboard_address=None,
+        silence_logs=logging.WARNING,
+        **spec.options,
+    )
+
+
 def make_cluster(spec: ComputeSpec):
     """A new cluster object for ``spec`` (not for kind = 'address')."""
     if spec.kind == "local":
-        return LocalCluster(
-            n_workers=spec.n_workers,
-            threads_per_worker=spec.threads_per_worker,
-            processes=True,
-            memory_limit=spec.memory_limit,
-            dashboard_address=None,
-            silence_logs=logging.WARNING,
-            **spec.options,
-        )
+        with _workers_ignore_ctrl_c():
+            return _local_cluster(spec)
     if spec.kind == "local-cuda":
         dask_cuda = _optional("dask_cuda", "gpu")
         return dask_cuda.LocalCUDACluster(

@@ -1,17 +1,23 @@
 """A job on Dask: plan the shards, keep a bounded window of them in flight, finalize the catalog.
 
 ``process_shard`` (``runner.shard``) is the per-shard work; this module is the thin wiring that
-skips shards already done, submits the rest, and writes the metadata last.
+holds the output's lease, checks what earlier runs left (a damaged shard is recomputed, never
+trusted), submits the rest, and writes the metadata last.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
+import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 
+from survey_mass.catalog.integrity import damaged_markers, verify
+from survey_mass.catalog.lease import Lease, hold_lease
 from survey_mass.catalog.paths import CatalogLayout
 from survey_mass.catalog.writer import done_shards, finalize, is_complete
 from survey_mass.errors import UserError
@@ -37,22 +43,71 @@ class JobPlan:
     order: int
     shards: list[Shard]
     done: dict[int, dict]  # pixel -> done marker, of this job's identity
+    lease: Lease
+    repaired: list[int]  # shards whose files were damaged: recomputed by this run
 
     @property
     def todo(self) -> list[Shard]:
         return [s for s in self.shards if s.pixel not in self.done]
 
 
-def plan_job(spec: JobSpec) -> JobPlan | None:
-    """The run's plan; None when the catalog is already complete."""
+#: thread-seconds per target and instrument in steady state (benchmarks/RESULTS.md, 2 CPU cores)
+SECONDS_PER_TARGET = 0.04
+
+
+def estimate(plan: JobPlan) -> str:
+    """The plan's size for a person: shards, targets (estimated for a footprint) and hours."""
+    spec, todo = plan.spec, plan.todo
+    if spec.targets.catalog is None:
+        from survey_mass.pixel_math import SKY_DEG2
+        from survey_mass.sources import target_drawer
+
+        pixel_deg2 = SKY_DEG2 / (12 * 4**plan.order)
+        area = min(spec.targets.footprint.area_deg2(), len(todo) * pixel_deg2)
+        targets = area * target_drawer(spec).targets_per_deg2()
+    else:
+        targets = sum(len(s.rows) for s in todo if s.rows is not None)
+    threads = spec.cluster.n_workers * spec.cluster.threads_per_worker
+    hours = targets * len(spec.instruments) * SECONDS_PER_TARGET / threads / 3600
+    return (
+        f"{len(todo)} shards to run, ~{targets:,.0f} targets, roughly {hours:.1f} h on "
+        f"{threads} worker thread(s)"
+    )
+
+
+class JobInterrupted(UserError):
+    """Ctrl-C: the run stopped; what it finished stays done and a re-run resumes."""
+
+
+def _resumable(layout: CatalogLayout, jhash: str) -> tuple[dict[int, dict], list[int]]:
+    """Done markers worth keeping, and the shards to recompute because their files are damaged.
+
+    A finished catalog is verified, not trusted: if any file differs from what its run wrote,
+    ``_metadata`` goes (readers then see an unfinished catalog) and the damaged shards lose
+    their markers, so this run recomputes them and finalizes again.
+    """
+    done = done_shards(layout, jhash)
+    damaged = set(damaged_markers(layout, done))
+    if is_complete(layout):
+        report = verify(layout.url)
+        damaged |= set(report.damaged_shards) & set(done)
+        if not report.ok:
+            layout.fs.rm(layout.metadata)
+    for pixel in sorted(damaged):
+        layout.fs.rm(layout.done_marker(pixel))
+        del done[pixel]
+    return done, sorted(damaged)
+
+
+def plan_job(spec: JobSpec, models: ModelSet, lease: Lease) -> JobPlan | None:
+    """The run's plan; None when the catalog is already complete and intact."""
     layout = CatalogLayout(spec.output.url)
-    models = resolve_models(spec.models, spec.instruments)
     jhash = job_hash(spec, models)
+    done, repaired = _resumable(layout, jhash)
     if is_complete(layout):
         return None
-    done = done_shards(layout, jhash)
     order, shards = plan_shards(spec)
-    return JobPlan(spec, layout, models, jhash, order, shards, done)
+    return JobPlan(spec, layout, models, jhash, order, shards, done, lease, repaired)
 
 
 def run_window(client, submit: Callable, shards: Iterable[Shard], on_done: Callable) -> list:
@@ -113,6 +168,7 @@ def run_shards(plan: JobPlan, client=None, progress: bool = True) -> None:
                 shard,
                 plan.models,
                 plan.job_hash,
+                plan.lease.run_id,
                 key=f"shard-{shard.order}-{shard.pixel}-{plan.job_hash}",
                 retries=2,
                 pure=False,
@@ -124,35 +180,83 @@ def run_shards(plan: JobPlan, client=None, progress: bool = True) -> None:
             plan.done[marker["pixel"]] = marker
             bar.update(1)
 
-        errors = run_window(c, submit, todo, on_done)
-        bar.close()
+        try:
+            errors = run_window(c, submit, todo, on_done)
+        except KeyboardInterrupt:
+            raise JobInterrupted(
+                f"interrupted after {len(plan.done)}/{len(plan.shards)} shards; "
+                "re-run the same command to resume"
+            ) from None
+        finally:
+            bar.close()
     if errors:
-        raise UserError(
-            f"{len(errors)} shard(s) failed, first {errors[0][0]}: {errors[0][1]!r}; "
-            "re-run the same command to retry only those shards"
-        )
+        raise UserError(failure_report(plan, errors))
+
+
+def failure_report(plan: JobPlan, errors: list) -> str:
+    """One line per failed shard for the console; full tracebacks go to the run's log file."""
+    log = plan.layout.run_log(plan.lease.run_id)
+    text = "".join(f"--- {key}\n" + "".join(traceback.format_exception(err)) for key, err in errors)
+    try:
+        plan.layout.fs.makedirs(log.rsplit("/", 1)[0], exist_ok=True)
+        plan.layout.fs.pipe_file(log, text.encode())
+    except OSError:  # the output itself is full or read-only: keep the log on this machine
+        if plan.layout.fs.exists(log):
+            plan.layout.fs.rm(log)
+        fd, log = tempfile.mkstemp(prefix=f"survey-mass-{plan.lease.run_id}-", suffix=".log")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+    lines = [f"{len(errors)} shard(s) failed (tracebacks in {log}):"]
+    lines += [f"  {key}: {type(err).__name__}: {err}" for key, err in errors[:20]]
+    if len(errors) > 20:
+        lines.append(f"  ... and {len(errors) - 20} more")
+    lines.append("re-run the same command to retry only those shards")
+    return "\n".join(lines)
 
 
 def finalize_job(plan: JobPlan, summary: RunSummary) -> None:
     """Metadata last: provenance and ``_metadata`` over every done shard, then the counts."""
     record = provenance(plan.spec, plan.models, plan.job_hash, plan.order, len(plan.shards))
-    finalize(plan.layout, plan.order, sorted(plan.done), plan.spec.instruments, record.model_dump())
+    finalize(
+        plan.layout,
+        plan.order,
+        plan.done,
+        plan.spec.instruments,
+        record.model_dump(),
+        plan.lease.run_id,
+        plan.lease.stale_runs,
+    )
     summary.rows = sum(m["rows"] for m in plan.done.values())
     summary.quarantined = sum(m["quarantined"] for m in plan.done.values())
     summary.reasons = quarantine_reasons(plan.layout)
 
 
-def run_job(spec: JobSpec, client=None, progress: bool = True) -> RunSummary:
-    """Run (or resume) a job; ``client`` is a distributed Client, else the job's cluster is started."""
+def run_job(
+    spec: JobSpec,
+    client=None,
+    progress: bool = True,
+    wait: bool = False,
+    confirm: Callable[[JobPlan], None] | None = None,
+) -> RunSummary:
+    """Run (or resume) a job; ``client`` is a distributed Client, else the job's cluster is started.
+
+    ``wait`` waits for another run holding the output instead of refusing; ``confirm(plan)`` may
+    refuse a plan (the CLI asks for ``--yes`` on large jobs) before any shard runs.
+    """
     start = time.perf_counter()
     summary = RunSummary(url=spec.output.url)
-    plan = plan_job(spec)
-    if plan is None:
-        summary.already_complete = True
-        return summary
-    summary.shards, summary.shards_run = len(plan.shards), len(plan.todo)
-    if plan.todo:
-        run_shards(plan, client, progress)
-    finalize_job(plan, summary)
+    models = resolve_models(spec.models, spec.instruments)  # refused before the output is touched
+    with hold_lease(CatalogLayout(spec.output.url), wait) as lease:
+        plan = plan_job(spec, models, lease)
+        if plan is None:
+            summary.already_complete = True
+            return summary
+        if confirm is not None:
+            confirm(plan)
+        summary.shards, summary.shards_run = len(plan.shards), len(plan.todo)
+        summary.repaired = len(plan.repaired)
+        if plan.todo:
+            run_shards(plan, client, progress)
+        finalize_job(plan, summary)
     summary.seconds = time.perf_counter() - start
     return summary

@@ -60,7 +60,9 @@ def shard_rows(spec: JobSpec, shard: Shard) -> pd.DataFrame:
     return rows.assign(reject=None)
 
 
-def process_shard(spec: JobSpec, shard: Shard, models: ModelSet, job_hash: str) -> dict:
+def process_shard(
+    spec: JobSpec, shard: Shard, models: ModelSet, job_hash: str, run_id: str = "run"
+) -> dict:
     """Weigh every target of one shard and write its catalog and quarantine parts."""
     source = build_source(spec)
     rows = shard_rows(spec, shard)
@@ -94,4 +96,5 @@ def process_shard(spec: JobSpec, shard: Shard, models: ModelSet, job_hash: str) 
         quarantine,
         spec.instruments,
         job_hash,
+        run_id,
     )

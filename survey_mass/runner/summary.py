@@ -18,6 +18,7 @@ class RunSummary:
     seconds: float = 0.0
     reasons: Counter = field(default_factory=Counter)
     already_complete: bool = False
+    repaired: int = 0  # damaged shards found and recomputed
 
     def text(self) -> str:
         if self.already_complete:
@@ -27,6 +28,8 @@ class RunSummary:
             f"  {self.rows} targets weighed, {self.quarantined} quarantined, "
             f"{self.shards_run}/{self.shards} shards run in {self.seconds:.1f} s",
         ]
+        if self.repaired:
+            lines.append(f"  {self.repaired} damaged shard(s) found and recomputed")
         lines += [f"  quarantine {reason}: {n}" for reason, n in self.reasons.most_common()]
         lines.append(f'  query it: survey-mass query {self.url} "SELECT count(*) FROM catalog"')
         return "\n".join(lines)

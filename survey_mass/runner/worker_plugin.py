@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from distributed.diagnostics.plugin import WorkerPlugin
 
 
@@ -15,6 +17,7 @@ class EnsemblePlugin(WorkerPlugin):
         self.tf_threads = tf_threads
 
     def setup(self, worker) -> None:
+        quiet_task_reports()
         configure_tensorflow(self.tf_threads)
         from survey_mass.infer.ensemble import load_ensemble
 
@@ -33,3 +36,22 @@ def configure_tensorflow(threads: int) -> None:
             tf.config.experimental.set_memory_growth(gpu, True)
     except RuntimeError:  # already initialised in this process: settings are fixed
         pass
+
+
+class _Drop(logging.Filter):
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
+
+
+def quiet_task_reports() -> None:
+    """Leave task failures to the driver, which reports one line per shard and keeps the full
+    tracebacks in the run's log; a shard cancelled because the user stopped the run is no
+    warning either. Every other worker warning (memory pressure, ...) still shows."""
+    logging.getLogger("distributed.worker").addFilter(_Drop("Compute Failed"))
+    logging.getLogger("distributed.worker.state_machine").addFilter(
+        _Drop("ended with CancelledError")
+    )

@@ -76,6 +76,22 @@ class ModelsSpec(StrictModel):
     tta: bool = Field(False, description="average the 8 dihedral transforms at inference")
 
 
+def local_cluster_options() -> set[str]:
+    """Keyword arguments a LocalCluster takes (its own, and those it passes to Nanny/Worker)."""
+    import inspect
+
+    from distributed import LocalCluster, Nanny, Worker
+
+    names = set()
+    for cls in (LocalCluster, Nanny, Worker):
+        names |= {
+            name
+            for name, p in inspect.signature(cls.__init__).parameters.items()
+            if p.kind is not p.VAR_KEYWORD and name != "self"
+        }
+    return names - {"n_workers", "threads_per_worker", "processes", "memory_limit"}
+
+
 class ComputeSpec(StrictModel):
     """The Dask cluster the job runs on (the ``[cluster]`` table): local processes by default."""
 
@@ -83,13 +99,40 @@ class ComputeSpec(StrictModel):
     address: str | None = Field(None, description="scheduler address for kind = 'address'")
     n_workers: int = Field(2, ge=1)
     threads_per_worker: int = Field(1, ge=1)
-    memory_limit: str = "4GiB"
-    options: dict = Field(default_factory=dict, description="extra settings for slurm/kubernetes")
+    memory_limit: str = Field(
+        "4GiB", description="per worker: '4GiB', '500MB', 'auto' or 0 (no limit)"
+    )
+    options: dict = Field(
+        default_factory=dict,
+        description="extra keyword arguments of the cluster class (LocalCluster, SLURMCluster, ...)",
+    )
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory_parses(cls, value: str) -> str:
+        from dask.utils import parse_bytes
+
+        if value.strip().lower() == "auto":
+            return value
+        try:
+            parse_bytes(value)
+        except (ValueError, TypeError):
+            raise ValueError(
+                f"{value!r} is not a memory size; write e.g. '4GiB', '500MB', 'auto' or '0'"
+            ) from None
+        return value
 
     @model_validator(mode="after")
     def _address_given(self):
         if self.kind == "address" and not self.address:
             raise ValueError("cluster.kind = 'address' needs cluster.address = 'tcp://host:8786'")
+        if self.kind == "local" and self.options:
+            unknown = sorted(set(self.options) - local_cluster_options())
+            if unknown:
+                raise ValueError(
+                    f"cluster.options {unknown} are not LocalCluster, Nanny or Worker arguments; "
+                    "remove them or check their spelling"
+                )
         return self
 
 
@@ -109,6 +152,9 @@ class JobSpec(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     instruments: list[str] = Field(default_factory=lambda: ["xray"], min_length=1)
     batch_size: int = Field(64, ge=1, le=4096)
+    confirm_above_shards: int = Field(
+        1000, ge=1, description="a job of more shards states its size and needs `run --yes`"
+    )
     device: Literal["auto", "cpu", "gpu"] = "auto"
     targets: TargetsSpec
     source: SourceSpec = Field(default_factory=SourceSpec)

@@ -66,13 +66,15 @@ def check_rows(rows: pd.DataFrame, spec: JobSpec) -> pd.DataFrame:
     # one rule for RA, as the footprints have it: any finite RA is an angle, wrapped into [0, 360)
     bad_pos = ~(np.isfinite(rows["ra"]) & np.isfinite(rows["dec"]) & rows["dec"].between(-90, 90))
     reject[bad_pos.to_numpy()] = "invalid_coordinates"
-    rows["ra"] = rows["ra"] % 360.0
+    ra = rows["ra"] % 360.0
     bad_z = ~(np.isfinite(rows["z"]) & (rows["z"] > 0) & (rows["z"] < 5))
     reject[(bad_z & reject.isna()).to_numpy()] = "invalid_redshift"
     duplicate = rows["target_id"].duplicated(keep="first")
     reject[(duplicate & reject.isna()).to_numpy()] = "duplicate_id"
     if spec.targets.footprint is not None:
-        outside = ~spec.targets.footprint.contains(rows["ra"].to_numpy(), rows["dec"].to_numpy())
+        outside = ~spec.targets.footprint.contains(ra.to_numpy(), rows["dec"].to_numpy())
         reject[(outside & reject.isna()).to_numpy()] = "outside_footprint"
     rows["reject"] = reject.to_numpy()
+    accepted = rows["reject"].isna()
+    rows.loc[accepted, "ra"] = ra[accepted]  # quarantined rows keep their input values as given
     return rows

@@ -71,6 +71,13 @@ def check_replaceable(out: Path, ensemble: str) -> None:
             )
 
 
+def entry_folders(spec: TrainSpec, settings: BaseModel) -> tuple[Path, Path]:
+    """(zoo entry, work folder) of a training; ``out`` is refused now if it is another entry."""
+    out = Path(spec.out)
+    check_replaceable(out, spec.ensemble)
+    return out, work_folder(spec, settings)
+
+
 def staging_folder(out: Path) -> Path:
     """An empty folder beside ``out`` to build the entry in."""
     staging = out.with_name(f".{out.name}.staging")

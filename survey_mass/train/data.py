@@ -67,3 +67,12 @@ def training_inputs(
     bar.close()
     table = truth.set_index("target_id").loc[kept].reset_index()
     return np.concatenate(inputs), table
+
+
+def training_set(
+    spec: UniverseSpec, n_clusters: int, instrument: str, progress: bool = True
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Model inputs of the universe's first ``n_clusters`` clusters whose cutouts pass, and their
+    truth rows: what every trainer starts from."""
+    truth = training_clusters(spec, n_clusters)
+    return training_inputs(spec, truth, instrument, progress=progress)

@@ -177,58 +177,79 @@ def train_fold_ensemble(
     out = Path(spec.out)
     out.mkdir(parents=True, exist_ok=True)
     spec_hash = hashlib.sha256(spec.model_dump_json(exclude={"out"}).encode()).hexdigest()[:16]
-    log_mass = truth["log10_m500"].to_numpy()
-    folds = mass_sorted_folds(log_mass, spec.folds)
-    members, records = [], []
+    folds = mass_sorted_folds(truth["log10_m500"].to_numpy(), spec.folds)
+    log = tqdm.write if progress else (lambda s: None)
+    records = []
     for k in tqdm(
         range(spec.folds), desc=f"training {spec.ensemble}", unit="fold", disable=not progress
     ):
-        split = fold_split(folds, k)
-        path, record_path = out / f"fold{k}.keras", out / f"fold{k}.json"
-        if record_path.is_file() and path.is_file():  # checkpoint of a finished fold: resume
-            record = json.loads(record_path.read_text())
-            if record.get("spec_hash") != spec_hash:
-                raise UserError(
-                    f"{record_path} was trained with another training spec; delete {out} "
-                    "to retrain, or point `out` at a new folder"
-                )
-        else:
-            t0 = time.perf_counter()
-            model, val, epochs, stopped = train_member(
-                build_model,
-                images,
-                log_mass,
-                split,
-                spec,
-                spec.fit_seed + k,
-                log=tqdm.write if progress else (lambda s: None),
+        record = _finished_fold(out, k, spec_hash)
+        if record is None:
+            model, scored = _train_fold(
+                build_model, images, truth, fold_split(folds, k), spec, k, log
             )
-            record = {
-                "spec_hash": spec_hash,
-                "fold": k,
-                "file": path.name,
-                "epochs": epochs,
-                "stopped_by_criteria": stopped,
-                "train_seconds": round(time.perf_counter() - t0, 1),
-                "n_train": int(split[0].size),
-                "validation": val.as_dict(),
-            }
-            for part, idx in (("validation", split[1]), ("test", split[2])):
-                pred, sigma = predict_with_sigma(model, images[idx])
-                record[f"{part}_ids"] = truth["target_id"].iloc[idx].tolist()
-                record[f"{part}_pred"] = _rounded(pred)
-                record[f"{part}_sigma"] = _rounded(sigma)
-            record["test"] = fit_metrics(log_mass[split[2]], record["test_pred"]).as_dict()
-            _save_weights_only(model, build_model, spec, path)
-            record_path.write_text(json.dumps(record))  # after the model: marks the fold done
-        members.append(
-            {
-                k: v
-                for k, v in record.items()
-                if k != "spec_hash" and not k.endswith(("_ids", "_pred", "_sigma"))
-            }
-        )
+            record = {"spec_hash": spec_hash, **scored}
+            _save_weights_only(model, build_model, spec, out / record["file"])
+            (out / f"fold{k}.json").write_text(json.dumps(record))  # after the model: fold done
         records.append(record)
+    _write_fold_manifest(out, spec, records, truth, preprocessing)
+    return out
+
+
+def _finished_fold(out: Path, k: int, spec_hash: str) -> dict | None:
+    """Fold ``k``'s record if its checkpoint is complete (resume), else None; one trained with
+    another spec is refused, so a changed job never mixes with old members."""
+    record_path = out / f"fold{k}.json"
+    if not (record_path.is_file() and (out / f"fold{k}.keras").is_file()):
+        return None
+    record = json.loads(record_path.read_text())
+    if record.get("spec_hash") != spec_hash:
+        raise UserError(
+            f"{record_path} was trained with another training spec; delete {out} "
+            "to retrain, or point `out` at a new folder"
+        )
+    return record
+
+
+def _train_fold(
+    build_model: Callable, images, truth: pd.DataFrame, split, spec: TrainSpec, k: int, log
+) -> tuple[object, dict]:
+    """Train member ``k`` and score it: (model, fold record with its held-out predictions)."""
+    log_mass = truth["log10_m500"].to_numpy()
+    t0 = time.perf_counter()
+    model, val, epochs, stopped = train_member(
+        build_model, images, log_mass, split, spec, spec.fit_seed + k, log=log
+    )
+    record = {
+        "fold": k,
+        "file": f"fold{k}.keras",
+        "epochs": epochs,
+        "stopped_by_criteria": stopped,
+        "train_seconds": round(time.perf_counter() - t0, 1),
+        "n_train": int(split[0].size),
+        "validation": val.as_dict(),
+    }
+    for part, idx in (("validation", split[1]), ("test", split[2])):
+        pred, sigma = predict_with_sigma(model, images[idx])
+        record[f"{part}_ids"] = truth["target_id"].iloc[idx].tolist()
+        record[f"{part}_pred"] = _rounded(pred)
+        record[f"{part}_sigma"] = _rounded(sigma)
+    record["test"] = fit_metrics(log_mass[split[2]], record["test_pred"]).as_dict()
+    return model, record
+
+
+def _write_fold_manifest(
+    out: Path, spec: TrainSpec, records: list[dict], truth: pd.DataFrame, preprocessing: str
+) -> None:
+    """The manifest of the finished folds: members, pooled held-out metrics and calibration."""
+    members = [
+        {
+            k: v
+            for k, v in record.items()
+            if k != "spec_hash" and not k.endswith(("_ids", "_pred", "_sigma"))
+        }
+        for record in records
+    ]
     val_df, test_df = held_out_frames(records, truth)
     overall = fit_metrics(test_df["log10_m500"].to_numpy(), test_df["pred"].to_numpy())
     write_manifest(
@@ -253,4 +274,3 @@ def train_fold_ensemble(
             "fit_seed": spec.fit_seed,
         },
     )
-    return out

@@ -2,7 +2,7 @@
 
 The CNN's numbers are its cross-validation test-fold predictions (``test_ids`` / ``test_pred`` of
 each member's fold record): every cluster is predicted by the member that never saw it. The
-baseline (core-excised L_X, aperture Y or richness, ``sources.mock.baselines``) is measured on the
+baseline (core-excised L_X, aperture Y or richness, ``validate.baselines``) is measured on the
 same clusters' cutouts and its scaling relation is fitted, fold by fold, on that fold's
 non-test clusters only (the member's training and validation clusters), then predicts the test
 fold. Residuals delta = log M_pred - log M_true [dex] are summarised per ``Z_BINS`` bin and overall

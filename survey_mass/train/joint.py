@@ -23,7 +23,6 @@ from tqdm.auto import tqdm
 from survey_mass.constants import INSTRUMENTS
 from survey_mass.errors import JobSpecError, UserError
 from survey_mass.infer.ensemble import load_ensemble
-from survey_mass.zoo.registry import resolve_entry
 from survey_mass.infer.joint import (
     JOINT,
     MODEL_FILE,
@@ -33,15 +32,16 @@ from survey_mass.infer.joint import (
     subset_key,
 )
 from survey_mass.mock.source import MockSource
-from survey_mass.mock.universe import UniverseSpec
 from survey_mass.sources.base import Target
 from survey_mass.spec.base import StrictModel
 from survey_mass.spec.job import format_validation_error
+from survey_mass.spec.universe import UniverseSpec
 from survey_mass.train.assemble import check_replaceable, replace_entry, staging_folder
 from survey_mass.train.criteria import fit_metrics
 from survey_mass.train.folds import mass_sorted_folds
 from survey_mass.validate.metrics import coverage
 from survey_mass.zoo.manifest import write_manifest
+from survey_mass.zoo.registry import resolve_entry
 
 #: a bin needs this many clusters with an instrument to fit its recalibration
 MIN_PER_BIN = 30

@@ -35,14 +35,13 @@ from survey_mass.models.optical import (
 from survey_mass.preprocess import optical as optical_preprocess
 from survey_mass.spec.base import StrictModel
 from survey_mass.train.assemble import (
-    check_replaceable,
     copy_member,
+    entry_folders,
     member_entry,
     replace_entry,
     staging_folder,
-    work_folder,
 )
-from survey_mass.train.data import training_clusters, training_inputs
+from survey_mass.train.data import training_set
 from survey_mass.train.ensemble import augmented, train_fold_ensemble
 from survey_mass.train.evaluate import HeldOutGroup, evaluate_groups, write_metrics
 from survey_mass.train.spec import TrainSpec
@@ -87,9 +86,7 @@ def train_band_classifier(
         held = np.arange(len(images)) % 10 == 0  # too few clusters to draw a held-out set
     x_train, y_train = single_bands(images[~held])
     x_test, y_test = single_bands(images[held])
-    classifier = build_band_classifier(
-        build_feature_extractor(OPTICAL_INPUT_SHAPE[:2], settings.filters)
-    )
+    classifier = _new_classifier(settings)
     classifier.compile(
         optimizer=keras.optimizers.Adam(settings.classifier_learning_rate),
         loss="sparse_categorical_crossentropy",
@@ -112,6 +109,11 @@ def train_band_classifier(
         "n_test_images": int(len(x_test)),
         "epochs": settings.classifier_epochs,
     }
+
+
+def _new_classifier(settings: OpticalSettings):
+    """An untrained band classifier on a new extractor of ``settings.filters``."""
+    return build_band_classifier(build_feature_extractor(OPTICAL_INPUT_SHAPE[:2], settings.filters))
 
 
 def _accuracy(classifier, x: np.ndarray, y: np.ndarray) -> float:
@@ -147,7 +149,7 @@ def _step1(images, spec, settings, work: Path, progress: bool) -> tuple[object, 
     )
     work.mkdir(parents=True, exist_ok=True)
     # an uncompiled twin: the zoo ships weights, not the optimizer's state
-    twin = build_band_classifier(build_feature_extractor(OPTICAL_INPUT_SHAPE[:2], settings.filters))
+    twin = _new_classifier(settings)
     twin.set_weights(classifier.get_weights())
     twin.save(path)
     record_path.write_text(json.dumps(record))  # after the model: marks step 1 done
@@ -158,43 +160,59 @@ def train_optical(
     spec: TrainSpec, settings: OpticalSettings, progress: bool = True
 ) -> tuple[Path, dict]:
     """Both steps, then the entry (members, classifier, metrics, manifest); (folder, metrics)."""
-    out = Path(spec.out)
-    check_replaceable(out, spec.ensemble)
-    work = work_folder(spec, settings)
-    truth = training_clusters(spec.universe, spec.n_clusters)
-    images, truth = training_inputs(spec.universe, truth, "optical", progress=progress)
+    out, work = entry_folders(spec, settings)
+    images, truth = training_set(spec.universe, spec.n_clusters, "optical", progress)
     classifier, step1 = _step1(images, spec, settings, work, progress)
-    extractor = classifier.get_layer(EXTRACTOR_NAME)
     labelled = labelled_subset(len(truth), settings.labelled_fraction, spec.folds, spec.fit_seed)
+    fold_dir = _step2(
+        images[labelled],
+        truth.iloc[labelled].reset_index(drop=True),
+        classifier.get_layer(EXTRACTOR_NAME),
+        spec,
+        settings,
+        work,
+        progress,
+    )
+    step2 = json.loads((fold_dir / "manifest.json").read_text())
+    staging = staging_folder(out)
+    records = [copy_member(fold_dir, k, staging, f"fold{k}") for k in range(spec.folds)]
+    (staging / CLASSIFIER_FILE).write_bytes((work / CLASSIFIER_FILE).read_bytes())
+    metrics = evaluate_groups(
+        spec.ensemble, "optical", [HeldOutGroup(spec.universe, spec.n_clusters, records)]
+    )
+    _write_optical_manifest(staging, spec, settings, records, metrics, step1, step2, len(labelled))
+    return replace_entry(staging, out), metrics
+
+
+def _step2(images, truth, extractor, spec, settings, work: Path, progress: bool) -> Path:
+    """The fold ensemble of regressors on the labelled clusters; returns its folder."""
     build = partial(
         build_optical_regressor, extractor, hidden=settings.hidden, dropout=settings.dropout
     )
     run = spec.model_copy(
         update={"ensemble": f"{spec.ensemble}-regressor", "out": str(work / REGRESSOR_DIR)}
     )
-    fold_dir = train_fold_ensemble(
-        run,
-        images[labelled],
-        truth.iloc[labelled].reset_index(drop=True),
-        build,
-        optical_preprocess.VERSION,
-        progress,
-    )
-    step2 = json.loads((fold_dir / "manifest.json").read_text())
+    return train_fold_ensemble(run, images, truth, build, optical_preprocess.VERSION, progress)
 
-    staging = staging_folder(out)
+
+def _write_optical_manifest(
+    staging: Path,
+    spec: TrainSpec,
+    settings: OpticalSettings,
+    records: list[dict],
+    metrics: dict,
+    step1: dict,
+    step2: dict,
+    n_labelled: int,
+) -> None:
+    """The entry's manifest: step 2's held-out metrics and calibration, step 1's record; every
+    member serves the training redshift range only."""
     z_bin = [0.0, spec.universe.z_max]
-    records = [copy_member(fold_dir, k, staging, f"fold{k}") for k in range(spec.folds)]
-    members = [member_entry(r, z_bin=z_bin) for r in records]
-    (staging / CLASSIFIER_FILE).write_bytes((work / CLASSIFIER_FILE).read_bytes())
-    metrics = evaluate_groups(
-        spec.ensemble, "optical", [HeldOutGroup(spec.universe, spec.n_clusters, records)]
-    )
     write_manifest(
         staging,
         spec.ensemble,
         "optical",
-        members,
+        [member_entry(r, z_bin=z_bin) for r in records],
         inputs={
             "shape": list(OPTICAL_INPUT_SHAPE),
             "bands": "".join(SDSS_BANDS),
@@ -218,8 +236,7 @@ def train_optical(
             **step2["training"],
             "n_clusters": spec.n_clusters,  # drawn; step 2 saw the labelled subset of them
             "labelled_fraction": settings.labelled_fraction,
-            "n_labelled": int(len(labelled)),
+            "n_labelled": n_labelled,
             "architecture": {"name": "optical_two_step", **settings.model_dump(exclude={"work"})},
         },
     )
-    return replace_entry(staging, out), metrics

@@ -9,9 +9,9 @@ import tomllib
 from pydantic import Field, ValidationError
 
 from survey_mass.errors import JobSpecError
-from survey_mass.mock.universe import UniverseSpec
 from survey_mass.spec.base import StrictModel
 from survey_mass.spec.job import format_validation_error
+from survey_mass.spec.universe import UniverseSpec
 
 
 class TrainSpec(StrictModel):

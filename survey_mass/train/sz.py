@@ -31,14 +31,13 @@ from survey_mass.models.sz import SZ_INPUT_SHAPE, build_sz_vgg
 from survey_mass.preprocess import sz as sz_preprocess
 from survey_mass.spec.base import StrictModel
 from survey_mass.train.assemble import (
-    check_replaceable,
     copy_member,
+    entry_folders,
     member_entry,
     replace_entry,
     staging_folder,
-    work_folder,
 )
-from survey_mass.train.data import training_clusters, training_inputs
+from survey_mass.train.data import training_set
 from survey_mass.train.ensemble import train_fold_ensemble
 from survey_mass.train.evaluate import (
     HeldOutGroup,
@@ -105,44 +104,19 @@ def choose(records: list[dict]) -> int:
 
 def train_sz(spec: TrainSpec, settings: SZSettings, progress: bool = True) -> tuple[Path, dict]:
     """Train every covered bin, choose members, write the entry; returns (folder, metrics)."""
-    out = Path(spec.out)
-    work = work_folder(spec, settings)
-    build = partial(
-        build_sz_vgg,
-        SZ_INPUT_SHAPE,
-        filters=settings.filters,
-        hidden=settings.hidden,
-        dropout=settings.dropout,
-    )
-    check_replaceable(out, spec.ensemble)
-    mu, sigma = [None] * len(Z_BINS), [None] * len(Z_BINS)
-    trained = []
-    for z_bin in bins_covered(spec.universe):
-        i = Z_BINS.index(z_bin)
-        universe = bin_universe(spec.universe, z_bin, spec.n_clusters, settings.cone_deg2)
-        truth = training_clusters(universe, spec.n_clusters)
-        images, truth = training_inputs(universe, truth, "sz", progress=progress)
-        mu[i], sigma[i] = standardisation(images)
-        inputs = ((images - mu[i]) / sigma[i]).astype(np.float32)
-        runs = []
-        for t in range(settings.trainings):
-            run = spec.model_copy(
-                update={
-                    "ensemble": f"{spec.ensemble}-bin{i + 1}-t{t}",
-                    "out": str(work / f"bin{i + 1}" / f"t{t}"),
-                    "universe": universe,
-                    "fit_seed": spec.fit_seed + t * spec.folds,
-                }
-            )
-            runs.append(
-                train_fold_ensemble(run, inputs, truth, build, sz_preprocess.VERSION, progress)
-            )
-        trained.append((i, universe, runs))
-    if not trained:
+    out, work = entry_folders(spec, settings)
+    covered = bins_covered(spec.universe)
+    if not covered:
         raise ValueError(
             f"universe z range ({spec.universe.z_min}, {spec.universe.z_max}] meets no SZ bin "
             f"of {Z_BINS}"
         )
+    mu, sigma = [None] * len(Z_BINS), [None] * len(Z_BINS)
+    trained = []
+    for z_bin in covered:
+        i = Z_BINS.index(z_bin)
+        universe, (mu[i], sigma[i]), runs = _train_bin(spec, settings, i, work, progress)
+        trained.append((i, universe, runs))
     staging = staging_folder(out)
     chosen = [
         (i, universe, _choose_members(runs, spec.folds, staging, f"bin{i + 1}"))
@@ -150,7 +124,52 @@ def train_sz(spec: TrainSpec, settings: SZSettings, progress: bool = True) -> tu
     ]
     groups = [HeldOutGroup(universe, spec.n_clusters, records) for _, universe, records in chosen]
     metrics = evaluate_groups(spec.ensemble, "sz", groups)
-    overall = metrics["overall"]["cnn"]
+    _write_sz_manifest(staging, spec, settings, chosen, metrics, mu, sigma)
+    out = replace_entry(staging, out)
+    calibrate_entry(out)  # per redshift bin, on its validation folds
+    return out, metrics
+
+
+def _train_bin(
+    spec: TrainSpec, settings: SZSettings, i: int, work: Path, progress: bool
+) -> tuple[UniverseSpec, tuple[float, float], list[Path]]:
+    """Bin ``i``'s ``trainings`` fold ensembles, each with new seeds, on its standardised maps:
+    (the bin's universe, its (mu, sigma), the ensembles' folders)."""
+    universe = bin_universe(spec.universe, Z_BINS[i], spec.n_clusters, settings.cone_deg2)
+    images, truth = training_set(universe, spec.n_clusters, "sz", progress)
+    mu, sigma = standardisation(images)
+    inputs = ((images - mu) / sigma).astype(np.float32)
+    build = partial(
+        build_sz_vgg,
+        SZ_INPUT_SHAPE,
+        filters=settings.filters,
+        hidden=settings.hidden,
+        dropout=settings.dropout,
+    )
+    runs = []
+    for t in range(settings.trainings):
+        run = spec.model_copy(
+            update={
+                "ensemble": f"{spec.ensemble}-bin{i + 1}-t{t}",
+                "out": str(work / f"bin{i + 1}" / f"t{t}"),
+                "universe": universe,
+                "fit_seed": spec.fit_seed + t * spec.folds,
+            }
+        )
+        runs.append(train_fold_ensemble(run, inputs, truth, build, sz_preprocess.VERSION, progress))
+    return universe, (mu, sigma), runs
+
+
+def _write_sz_manifest(
+    staging: Path,
+    spec: TrainSpec,
+    settings: SZSettings,
+    chosen: list[tuple[int, UniverseSpec, list[dict]]],
+    metrics: dict,
+    mu: list[float | None],
+    sigma: list[float | None],
+) -> None:
+    """The manifest of the chosen members, each tagged with its bin, universe and bin scatter."""
     members = [
         member_entry(
             r,
@@ -163,6 +182,7 @@ def train_sz(spec: TrainSpec, settings: SZSettings, progress: bool = True) -> tu
         for i, universe, records in chosen
         for r in records
     ]
+    overall = metrics["overall"]["cnn"]
     write_manifest(
         staging,
         spec.ensemble,
@@ -193,9 +213,6 @@ def train_sz(spec: TrainSpec, settings: SZSettings, progress: bool = True) -> tu
             "architecture": {"name": "sz_vgg", **settings.model_dump(exclude={"work"})},
         },
     )
-    out = replace_entry(staging, out)
-    calibrate_entry(out)  # per redshift bin, on its validation folds
-    return out, metrics
 
 
 def _choose_members(runs: list[Path], folds: int, staging: Path, prefix: str) -> list[dict]:

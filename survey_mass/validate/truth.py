@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from survey_mass.mock.universe import UNIVERSE_ORDER, UniverseSpec, base_pixel_clusters
+from survey_mass.mock.universe import UNIVERSE_ORDER, base_pixel_clusters
 from survey_mass.pixel_math import footprint_pixels
 from survey_mass.spec.footprint import BoxFootprint, ConeFootprint
+from survey_mass.spec.universe import UniverseSpec
 
 COLUMNS = ["target_id", "ra", "dec", "z", "log10_m500"]
 

@@ -56,14 +56,16 @@ def write_mass_catalog(
     pixels = full[SPATIAL_INDEX].to_numpy() >> (2 * (29 - order))
     quarantine = pd.DataFrame({name: [] for name in quarantine_schema().names})
     assert set(catalog_schema(instruments).names) <= set(full.columns)
-    for pixel in np.unique(pixels):
-        write_shard(
+    markers = {
+        int(pixel): write_shard(
             layout, order, int(pixel), full[pixels == pixel], quarantine, instruments, "test"
         )
+        for pixel in np.unique(pixels)
+    }
     finalize(
         layout,
         order,
-        [int(p) for p in np.unique(pixels)],
+        markers,
         instruments,
         {"order": order, "job": job or {}},
     )
