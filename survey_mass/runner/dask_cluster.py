@@ -61,7 +61,7 @@ def _local_cluster(spec: ComputeSpec) -> LocalCluster:
         threads_per_worker=spec.threads_per_worker,
         processes=True,
         memory_limit=spec.memory_limit,
-        dashboard_address=None,
+        dashboard_address=":0",  # a free port: None means the default :8787, often taken
         silence_logs=logging.WARNING,
         **spec.options,
     )
