@@ -108,11 +108,12 @@ def _check_file(layout, pixel, record, sizes, meta_rows, deep, report) -> None:
             Problem(pixel, f"{path} has {sizes[path]} bytes, {record['bytes']} were written")
         )
         return
-    if path.startswith(CATALOG + "/") and meta_rows.get(path, 0) != record["rows"]:
+    in_metadata = path.removeprefix(CATALOG + "/")
+    if path.startswith(CATALOG + "/") and meta_rows.get(in_metadata, 0) != record["rows"]:
         report.problems.append(
             Problem(
                 pixel,
-                f"_metadata counts {meta_rows.get(path, 0)} rows of {path}, "
+                f"_metadata counts {meta_rows.get(in_metadata, 0)} rows of {path}, "
                 f"{record['rows']} were written",
             )
         )

@@ -1,16 +1,26 @@
-"""On-disk layout of a catalog (HATS-style), on any fsspec filesystem: the one home of its paths.
+"""On-disk layout of a job's output, on any fsspec filesystem: the one home of its paths.
 
-    ROOT/catalog/Norder=K/Dir=D/Npix=P.parquet     weighed targets of shard P
-    ROOT/quarantine/Norder=K/Dir=D/Npix=P.parquet  targets that could not be weighed, with reasons
-    ROOT/quarantine/unplaced.parquet               inputs with no valid position (no shard)
-    ROOT/_done/Npix=P.json                         shard P finished: its files' rows, bytes, sha256
-    ROOT/_manifest.json                            every shard's files and the totals (integrity)
-    ROOT/_common_metadata, ROOT/_metadata          schema + provenance; row groups; written last
-    ROOT/provenance.json                           job spec, code version, model hashes
-    ROOT/_lease.json                               the run writing the catalog now (host, pid)
-    ROOT/_logs/run-RUN.log                         full tracebacks of a run's failed shards
+The output is a HATS collection: the mass catalog is a HATS object catalog that hats, lsdb,
+DuckDB and pyarrow read as they read any HATS catalog, with a margin catalog beside it; the
+quarantine and the run's bookkeeping sit outside both, where no dataset glob meets them.
 
-A shard is done only when its marker exists; a catalog is complete only when ``_metadata`` exists.
+    ROOT/collection.properties                        HATS collection: primary table, margin
+    ROOT/masses/hats.properties                       the mass catalog's HATS properties
+    ROOT/masses/partition_info.csv, skymap.fits       its partitions; its point map
+    ROOT/masses/dataset/Norder=K/Dir=D/Npix=P.parquet weighed targets (only non-empty partitions)
+    ROOT/masses/dataset/_common_metadata, _metadata   schema (units, provenance); row groups: last
+    ROOT/masses_margin/                               margin cache (HATS margin catalog, lsdb)
+    ROOT/quarantine/Norder=K/Dir=D/Npix=P.parquet     targets that could not be weighed, with reasons
+    ROOT/quarantine/unplaced.parquet                  inputs with no valid position (no shard)
+    ROOT/_done/Npix=P.json                            shard P finished: its files' rows, bytes, sha256
+    ROOT/_manifest.json                               every shard's files and the totals (integrity)
+    ROOT/provenance.json                              job spec, code version, model hashes
+    ROOT/_lease.json                                  the run writing the output now (host, pid)
+    ROOT/_logs/run-RUN.log                            full tracebacks of a run's failed shards
+
+A shard (a unit of work, a HEALPix pixel) writes one or more partitions inside its pixel, or none
+when it holds no target. A shard is done only when its marker exists; the catalog is complete only
+when ``masses/dataset/_metadata`` exists.
 Every reader finds partitions through :meth:`CatalogLayout.partitions`, never its own glob.
 """
 
@@ -24,7 +34,9 @@ import fsspec
 from survey_mass.pixel_math import partition_dir
 
 UNPLACED = -1
-CATALOG, QUARANTINE = "catalog", "quarantine"
+#: table names -> folders under the output root
+CATALOG, QUARANTINE = "masses/dataset", "quarantine"
+MASSES, MARGIN = "masses", "masses_margin"
 _PARTITION = re.compile(r"Norder=(\d+)/Dir=\d+/Npix=(\d+)\.parquet$")
 
 
@@ -73,6 +85,26 @@ class CatalogLayout:
     def table_dir(self, table: str) -> str:
         return f"{self.root}/{table}"
 
+    @property
+    def catalog_dir(self) -> str:
+        """The HATS mass catalog (``hats.read_hats`` / ``lsdb.open_catalog`` open it)."""
+        return f"{self.root}/{MASSES}"
+
+    @property
+    def margin_dir(self) -> str:
+        return f"{self.root}/{MARGIN}"
+
+    def url_of(self, name: str) -> str:
+        """The URL of a folder of the output."""
+        return f"{self.url.rstrip('/')}/{name}"
+
+    def upath(self, name: str = ""):
+        """A folder of the output as a UPath for hats and lsdb, with the filesystem's own
+        credentials (hats takes a bare s3:// string for a public, anonymous bucket)."""
+        from upath import UPath
+
+        return UPath(self.url_of(name) if name else self.url, **self.fs.storage_options)
+
     def has_table(self, table: str = CATALOG) -> bool:
         return self.fs.isdir(self.table_dir(table))
 
@@ -117,11 +149,11 @@ class CatalogLayout:
 
     @property
     def metadata(self) -> str:
-        return f"{self.root}/_metadata"
+        return f"{self.root}/{CATALOG}/_metadata"
 
     @property
     def common_metadata(self) -> str:
-        return f"{self.root}/_common_metadata"
+        return f"{self.root}/{CATALOG}/_common_metadata"
 
     @property
     def provenance(self) -> str:

@@ -11,14 +11,17 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from survey_mass.catalog.paths import UNPLACED, CatalogLayout
+from survey_mass.catalog.hats_files import write_hats_files
+from survey_mass.catalog.paths import CATALOG, UNPLACED, CatalogLayout, parse_partition_path
 from survey_mass.catalog.schema import catalog_schema, quarantine_schema
 from survey_mass.errors import UserError
+from survey_mass.pixel_math import SPATIAL_INDEX_COLUMN, adaptive_partitions
 
 #: temporary files start with '.', which pyarrow, DuckDB globs and HATS readers skip
 TMP_PREFIX = "."
@@ -80,16 +83,27 @@ def write_shard(
     instruments: list[str],
     job_hash: str,
     run_id: str = "run",
+    max_rows: int = 100_000,
 ) -> dict:
-    """Write one shard's catalog and quarantine parts, then its done marker; returns the marker."""
+    """Write one shard's catalog partitions and quarantine part, then its done marker.
+
+    The shard's rows go to partitions inside its pixel, split until each holds at most
+    ``max_rows`` rows; a shard without targets writes no file, only its marker.
+    """
     files = []
-    if pixel != UNPLACED:
+    if pixel != UNPLACED and len(catalog):
         schema = catalog_schema(instruments)
         table = pa.Table.from_pandas(catalog[schema.names], schema=schema, preserve_index=False)
-        files.append(_write_table(layout, layout.catalog_file(order, pixel), table, run_id))
-    q_schema = quarantine_schema()
-    table = pa.Table.from_pandas(quarantine[q_schema.names], schema=q_schema, preserve_index=False)
-    files.append(_write_table(layout, layout.quarantine_file(order, pixel), table, run_id))
+        index = catalog[SPATIAL_INDEX_COLUMN].to_numpy()
+        for (k, p), rows in sorted(adaptive_partitions(index, order, pixel, max_rows).items()):
+            part = table.take(pa.array(rows))
+            files.append(_write_table(layout, layout.catalog_file(k, p), part, run_id))
+    if len(quarantine):
+        q_schema = quarantine_schema()
+        table = pa.Table.from_pandas(
+            quarantine[q_schema.names], schema=q_schema, preserve_index=False
+        )
+        files.append(_write_table(layout, layout.quarantine_file(order, pixel), table, run_id))
     marker = {
         "pixel": pixel,
         "order": order,
@@ -141,14 +155,19 @@ def write_manifest(layout: CatalogLayout, order: int, markers: dict[int, dict], 
     write_bytes(layout, layout.manifest, json.dumps(manifest, indent=1).encode(), run_id)
 
 
-def _collected_metadata(layout: CatalogLayout, order: int, pixels: list[int], schema):
-    """``_metadata``'s bytes: the row groups of every shard's catalog file, paths relative."""
-    fs, collected = layout.fs, None
-    for pixel in sorted(p for p in pixels if p != UNPLACED):
-        path = layout.catalog_file(order, pixel)
-        with fs.open(path, "rb") as fh:
+def catalog_records(markers: dict[int, dict]) -> list[dict]:
+    """The mass catalog's partition files of every shard, in (order, pixel) order."""
+    records = [f for m in markers.values() for f in m["files"] if f["path"].startswith(CATALOG)]
+    return sorted(records, key=lambda f: parse_partition_path(f["path"]))
+
+
+def _collected_metadata(layout: CatalogLayout, records: list[dict], schema) -> bytes:
+    """``_metadata``'s bytes: the row groups of every partition file, paths relative to it."""
+    collected = None
+    for record in records:
+        with layout.fs.open(layout.absolute(record["path"]), "rb") as fh:
             meta = pq.read_metadata(fh)
-        meta.set_file_path(layout.relative(path))
+        meta.set_file_path(record["path"].removeprefix(CATALOG + "/"))
         if collected is None:
             collected = meta
         else:
@@ -169,11 +188,18 @@ def finalize(
     provenance: dict,
     run_id: str = "run",
     stale_runs: tuple[str, ...] = (),
+    margin: Callable[[], None] | None = None,
 ) -> None:
-    """Write provenance, ``_common_metadata``, ``_manifest.json`` and, last, ``_metadata``.
+    """Write provenance, the HATS files, ``_manifest.json``, the margin and, last, ``_metadata``.
 
     Temporary files of this run and of ``stale_runs`` (runs whose lease this one took over) are
-    removed first; a concurrent run's are never touched.
+    removed first; a concurrent run's are never touched. ``margin()`` builds the margin cache
+    once the catalog's partitions and properties are in place.
+
+    Departure from hats: ``_metadata`` and ``_common_metadata`` are written here rather than by
+    ``hats.io.write_parquet_metadata``, so that ``_metadata`` is written atomically and last
+    (it marks the catalog complete) from the manifest's file list, and ``_common_metadata``
+    carries the job's provenance beside the units.
     """
     fs = layout.fs
     for run in (run_id, *stale_runs):
@@ -185,7 +211,11 @@ def finalize(
     sink = pa.BufferOutputStream()
     pq.write_metadata(schema, sink)
     write_bytes(layout, layout.common_metadata, sink.getvalue().to_pybytes(), run_id)
-    write_manifest(layout, order, markers, run_id)
-    write_bytes(
-        layout, layout.metadata, _collected_metadata(layout, order, list(markers), schema), run_id
+    records = catalog_records(markers)
+    write_hats_files(
+        layout, records, provenance, lambda path, data: write_bytes(layout, path, data, run_id)
     )
+    write_manifest(layout, order, markers, run_id)
+    if margin is not None:
+        margin()
+    write_bytes(layout, layout.metadata, _collected_metadata(layout, records, schema), run_id)

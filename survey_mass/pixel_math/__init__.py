@@ -54,6 +54,26 @@ def partition_dir(pixel: int) -> int:
     return pixel // DIR_SIZE * DIR_SIZE
 
 
+def adaptive_partitions(
+    spatial_index: np.ndarray, order: int, pixel: int, max_rows: int, max_order: int = 19
+) -> dict[tuple[int, int], np.ndarray]:
+    """(order, pixel) -> row indices: the pixel split into children until each holds at most
+    ``max_rows`` rows (as hats-import sizes partitions); pixels with no row get no partition."""
+    index = np.asarray(spatial_index, dtype=np.int64)
+
+    def split(rows: np.ndarray, k: int, p: int) -> dict:
+        if len(rows) <= max_rows or k >= max_order:
+            return {(k, p): rows}
+        children = pixels_at_order(index[rows], k + 1)
+        found = {}
+        for child in np.unique(children):
+            found |= split(rows[children == child], k + 1, int(child))
+        return found
+
+    rows = np.arange(len(index))
+    return split(rows, order, pixel) if len(rows) else {}
+
+
 def footprint_pixels(footprint, order: int) -> np.ndarray:
     """Sorted nested pixels at ``order`` that may hold sky of the footprint (a safe superset)."""
     hp = healpix(order)

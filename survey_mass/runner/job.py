@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from survey_mass.catalog.integrity import damaged_markers, verify
 from survey_mass.catalog.lease import Lease, hold_lease
+from survey_mass.catalog.margin import build_margin
 from survey_mass.catalog.paths import CatalogLayout
 from survey_mass.catalog.writer import done_shards, finalize, is_complete
 from survey_mass.errors import UserError
@@ -153,42 +154,41 @@ def _register_models(client, plan: JobPlan) -> None:
         ) from err
 
 
-def run_shards(plan: JobPlan, client=None, progress: bool = True) -> None:
-    """Weigh every shard not yet done on the job's cluster (or ``client``)."""
-    from survey_mass.runner.dask_cluster import open_client
+def run_shards(plan: JobPlan, client, progress: bool = True) -> None:
+    """Weigh every shard not yet done on the job's cluster."""
+    spec = plan.spec
+    _register_models(client, plan)
 
-    spec, todo = plan.spec, plan.todo
-    with open_client(spec.cluster, client) as c:
-        _register_models(c, plan)
+    def submit(shard: Shard):
+        return client.submit(
+            process_shard,
+            spec,
+            shard,
+            plan.models,
+            plan.job_hash,
+            plan.lease.run_id,
+            key=f"shard-{shard.order}-{shard.pixel}-{plan.job_hash}",
+            retries=2,
+            pure=False,
+        )
 
-        def submit(shard: Shard):
-            return c.submit(
-                process_shard,
-                spec,
-                shard,
-                plan.models,
-                plan.job_hash,
-                plan.lease.run_id,
-                key=f"shard-{shard.order}-{shard.pixel}-{plan.job_hash}",
-                retries=2,
-                pure=False,
-            )
+    bar = tqdm(
+        total=len(plan.todo), desc=f"{spec.name}: shards", unit="shard", disable=not progress
+    )
 
-        bar = tqdm(total=len(todo), desc=f"{spec.name}: shards", unit="shard", disable=not progress)
+    def on_done(marker: dict) -> None:
+        plan.done[marker["pixel"]] = marker
+        bar.update(1)
 
-        def on_done(marker: dict) -> None:
-            plan.done[marker["pixel"]] = marker
-            bar.update(1)
-
-        try:
-            errors = run_window(c, submit, todo, on_done)
-        except KeyboardInterrupt:
-            raise JobInterrupted(
-                f"interrupted after {len(plan.done)}/{len(plan.shards)} shards; "
-                "re-run the same command to resume"
-            ) from None
-        finally:
-            bar.close()
+    try:
+        errors = run_window(client, submit, plan.todo, on_done)
+    except KeyboardInterrupt:
+        raise JobInterrupted(
+            f"interrupted after {len(plan.done)}/{len(plan.shards)} shards; "
+            "re-run the same command to resume"
+        ) from None
+    finally:
+        bar.close()
     if errors:
         raise UserError(failure_report(plan, errors))
 
@@ -214,9 +214,10 @@ def failure_report(plan: JobPlan, errors: list) -> str:
     return "\n".join(lines)
 
 
-def finalize_job(plan: JobPlan, summary: RunSummary) -> None:
-    """Metadata last: provenance and ``_metadata`` over every done shard, then the counts."""
+def finalize_job(plan: JobPlan, summary: RunSummary, client) -> None:
+    """Metadata last: provenance, HATS files, the margin cache and ``_metadata``; the counts."""
     record = provenance(plan.spec, plan.models, plan.job_hash, plan.order, len(plan.shards))
+    has_rows = any(m["rows"] for m in plan.done.values())
     finalize(
         plan.layout,
         plan.order,
@@ -225,6 +226,9 @@ def finalize_job(plan: JobPlan, summary: RunSummary) -> None:
         record.model_dump(),
         plan.lease.run_id,
         plan.lease.stale_runs,
+        margin=(lambda: build_margin(plan.layout, client, plan.spec.output.margin_arcsec))
+        if has_rows
+        else None,
     )
     summary.rows = sum(m["rows"] for m in plan.done.values())
     summary.quarantined = sum(m["quarantined"] for m in plan.done.values())
@@ -255,8 +259,11 @@ def run_job(
             confirm(plan)
         summary.shards, summary.shards_run = len(plan.shards), len(plan.todo)
         summary.repaired = len(plan.repaired)
-        if plan.todo:
-            run_shards(plan, client, progress)
-        finalize_job(plan, summary)
+        from survey_mass.runner.dask_cluster import open_client
+
+        with open_client(spec.cluster, client) as c:
+            if plan.todo:
+                run_shards(plan, c, progress)
+            finalize_job(plan, summary, c)
     summary.seconds = time.perf_counter() - start
     return summary

@@ -97,4 +97,5 @@ def process_shard(
         spec.instruments,
         job_hash,
         run_id,
+        spec.output.partition_rows,
     )

@@ -138,6 +138,12 @@ class ComputeSpec(StrictModel):
 
 class OutputSpec(StrictModel):
     url: str = Field(description="where the catalog goes: a local path or fsspec URL")
+    partition_rows: int = Field(
+        100_000, ge=1, description="a partition holding more rows is split into its 4 children"
+    )
+    margin_arcsec: float = Field(
+        300.0, gt=0, le=3600, description="margin cache width [arcsec]: exact crossmatches to it"
+    )
     allowed_protocols: list[str] = Field(
         default_factory=lambda: ["file", "local", "memory", "s3", "gs", "abfs"]
     )

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 
-import fsspec
 import numpy as np
 from astropy import units as u
 from pydantic import ValidationError
 
+from survey_mass.catalog.paths import CatalogLayout
+from survey_mass.catalog.reader import read_mass_catalog
 from survey_mass.constants import XRAY_APERTURE, XRAY_GRID
 from survey_mass.infer.ensemble import FoldEnsemble
 from survey_mass.physics.cosmology import r500_mpc
@@ -41,8 +42,8 @@ def input_gradients(ensemble: FoldEnsemble, inputs: np.ndarray) -> np.ndarray:
 
 def xray_maps(catalog_url: str, n: int = 3) -> list[InterpretationMap]:
     """Maps for the ``n`` most massive X-ray-weighed clusters of a mock run (none for real runs)."""
-    fs, root = fsspec.core.url_to_fs(catalog_url)
-    provenance = json.loads(fs.cat_file(f"{root.rstrip('/')}/provenance.json"))
+    layout = CatalogLayout(catalog_url)
+    provenance = json.loads(layout.fs.cat_file(layout.provenance))
     try:
         spec = JobSpec.model_validate(provenance["job"])
         model_path = provenance["models"]["xray"]["path"]
@@ -50,9 +51,7 @@ def xray_maps(catalog_url: str, n: int = 3) -> list[InterpretationMap]:
         return []
     if spec.source.kind != "mock":
         return []
-    import pyarrow.dataset as ds
-
-    cat = ds.dataset(f"{root}/catalog", filesystem=fs, format="parquet").to_table().to_pandas()
+    cat = read_mass_catalog(catalog_url)
     cat = cat.dropna(subset=["logm500_xray"]).nlargest(n, "logm500_xray")
     if cat.empty:
         return []

@@ -12,7 +12,6 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-import fsspec
 import pandas as pd
 import tomllib
 from astropy import units as u
@@ -73,11 +72,10 @@ def mock_run_kwargs(source: str) -> dict:
     """
     if not is_catalog_folder(source):
         return {}
-    fs, root = fsspec.core.url_to_fs(source)
-    path = f"{root.rstrip('/')}/provenance.json"
-    if not fs.exists(path):
+    layout = CatalogLayout(source)
+    if not layout.fs.exists(layout.provenance):
         return {}
-    job = json.loads(fs.cat_file(path)).get("job", {})
+    job = json.loads(layout.fs.cat_file(layout.provenance)).get("job", {})
     footprint = job.get("targets", {}).get("footprint")
     if job.get("source", {}).get("kind") != "mock" or footprint is None:
         return {}
@@ -97,7 +95,7 @@ def load_table(
     if is_catalog_folder(source):
         if not is_mass_catalog(source):
             raise JobSpecError(
-                f"{source} is a folder but not a mass catalog (no {source}/catalog/)"
+                f"{source} is a folder but not a mass catalog (no {CatalogLayout(source).describe()})"
             )
         frame = read_mass_catalog(source).rename(columns={"target_id": "id"})
         frame.attrs.update(title=f"survey-mass catalog {source}")

@@ -366,8 +366,10 @@ url = "{tmp_path / "unused"}"
         cluster.close()
     assert code == 0, capsys.readouterr().err
     assert "targets weighed" in capsys.readouterr().out
-    assert ds.dataset(out / "catalog", format="parquet").count_rows() > 0
-    assert (out / "_metadata").exists() and not (tmp_path / "unused").exists()
+    assert ds.dataset(out / "masses" / "dataset", format="parquet").count_rows() > 0
+    assert (out / "masses" / "dataset" / "_metadata").exists() and not (
+        tmp_path / "unused"
+    ).exists()
     assert len(workers) == 1
 
 

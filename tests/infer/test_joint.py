@@ -196,7 +196,9 @@ def test_a_three_instrument_shard_is_weighed_jointly_with_calibrated_intervals(t
     models = resolve_models(spec.models, spec.instruments)
     for shard in shards:
         process_shard(spec, shard, models, "testhash")
-    cat = ds.dataset(tmp_path / "out" / "catalog", format="parquet").to_table().to_pandas()
+    cat = (
+        ds.dataset(tmp_path / "out" / "masses" / "dataset", format="parquet").to_table().to_pandas()
+    )
     assert len(cat) >= 5
     assert cat["models"].str.contains("joint-v1@").all()
     assert cat[[f"logm500_{i}" for i in INSTRUMENTS]].notna().all().all()

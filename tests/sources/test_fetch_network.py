@@ -19,8 +19,10 @@ from survey_mass.sources.real import RealSourceConfig, build_real_source
 
 pytestmark = [
     pytest.mark.network,
-    pytest.mark.skipif(os.environ.get("SURVEY_MASS_NETWORK") != "1",
-                       reason="needs the real archives; set SURVEY_MASS_NETWORK=1"),
+    pytest.mark.skipif(
+        os.environ.get("SURVEY_MASS_NETWORK") != "1",
+        reason="needs the real archives; set SURVEY_MASS_NETWORK=1",
+    ),
 ]
 
 #: Abell 1689: in the SDSS footprint, deep Chandra ACIS-I imaging, a strong Planck SZ source
@@ -48,8 +50,13 @@ def test_chandra_cutout_of_a1689(source):
 
 def test_chandra_from_the_s3_mirror(tmp_path):
     pytest.importorskip("s3fs")
-    config = RealSourceConfig(cache_dir=str(tmp_path / "cache"), chandra={
-        "archive_url": "s3://nasa-heasarc/chandra/data/byobsid", "storage_options": {"anon": True}})
+    config = RealSourceConfig(
+        cache_dir=str(tmp_path / "cache"),
+        chandra={
+            "archive_url": "s3://nasa-heasarc/chandra/data/byobsid",
+            "storage_options": {"anon": True},
+        },
+    )
     (cutout,) = list(build_real_source(config).cutouts([A1689], "xray"))
     assert isinstance(cutout, Cutout), cutout
 
@@ -60,4 +67,4 @@ def test_planck_cutout_of_a1689(source):
     assert isinstance(cutout, Cutout), cutout
     y = cutout.hdul[0].data
     n = y.shape[0]
-    assert y[n // 2 - 3:n // 2 + 3, n // 2 - 3:n // 2 + 3].mean() > 1e-5  # a clear SZ decrement
+    assert y[n // 2 - 3 : n // 2 + 3, n // 2 - 3 : n // 2 + 3].mean() > 1e-5  # a clear SZ decrement

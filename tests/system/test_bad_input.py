@@ -145,7 +145,7 @@ url = "{out}"
     for shard in plan_shards(spec)[1]:
         process_shard(spec, shard, models, "test")
     tables = []
-    for table in ("catalog", "quarantine"):
+    for table in ("masses/dataset", "quarantine"):
         folder = out / table
         df = (
             ds.dataset(folder, format="parquet").to_table().to_pandas() if folder.exists() else None

@@ -51,7 +51,9 @@ def copy(mock_catalog, tmp_path):
 
 
 def _biggest_shard(root: Path) -> Path:
-    return max((root / "catalog").rglob("Npix=*.parquet"), key=lambda p: p.stat().st_size)
+    return max(
+        (root / "masses" / "dataset").rglob("Npix=*.parquet"), key=lambda p: p.stat().st_size
+    )
 
 
 def _readers_refuse(root: Path, capsys, damaged: str) -> None:
@@ -73,7 +75,9 @@ def test_a_damaged_catalog_is_refused_by_every_reader_and_a_rerun_repairs_it_exa
     copy, mock_catalog, dask_client, capsys, damage
 ):
     spec, root = copy
-    (root / "_metadata").unlink()  # finalized again here: provenance names this output's url
+    (
+        root / "masses" / "dataset" / "_metadata"
+    ).unlink()  # finalized again here: provenance names this output's url
     run_job(spec, client=dask_client, progress=False)
     clean = _files(root)
     part = _biggest_shard(root)
@@ -83,7 +87,7 @@ def test_a_damaged_catalog_is_refused_by_every_reader_and_a_rerun_repairs_it_exa
     elif damage.startswith("truncate"):
         part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])
         if damage.endswith("metadata"):
-            (root / "_metadata").unlink()
+            (root / "masses" / "dataset" / "_metadata").unlink()
     else:
         (root / "_done" / f"Npix={pixel}.json").unlink()
     report = verify(str(root))
@@ -116,7 +120,7 @@ def test_a_flipped_byte_of_the_same_size_is_found_by_the_deep_check(copy):
 
 def test_a_second_run_on_a_held_output_refuses_naming_the_holder(copy, capsys, tmp_path):
     spec, root = copy
-    (root / "_metadata").unlink()  # unfinished: a run would have work to do
+    (root / "masses" / "dataset" / "_metadata").unlink()  # unfinished: a run would have work to do
     holder = Lease(CatalogLayout(str(root)), "other-run").acquire()
     job = tmp_path / "job.toml"
     job.write_text(json_to_toml(spec))
@@ -129,7 +133,7 @@ def test_a_second_run_on_a_held_output_refuses_naming_the_holder(copy, capsys, t
 
 def test_a_waiting_run_starts_when_the_holder_releases(copy, dask_client):
     spec, root = copy
-    (root / "_metadata").unlink()
+    (root / "masses" / "dataset" / "_metadata").unlink()
     holder = Lease(CatalogLayout(str(root)), "other-run").acquire()
     threading.Timer(1.0, holder.release).start()
     summary = run_job(spec, client=dask_client, progress=False, wait=True)
@@ -138,12 +142,14 @@ def test_a_waiting_run_starts_when_the_holder_releases(copy, dask_client):
 
 def test_a_stale_lease_of_a_dead_run_is_taken_over(copy, dask_client):
     spec, root = copy
-    (root / "_metadata").unlink()
+    (root / "masses" / "dataset" / "_metadata").unlink()
     dead = {"run_id": "dead", "host": socket.gethostname(), "pid": 2**22 + 3, "heartbeat": 0}
     (root / "_lease.json").write_text(json.dumps(dead))
-    leftover = next((root / "catalog").rglob("Dir=*")) / ".Npix=1.parquet.dead.00000000.tmp"
+    leftover = (
+        next((root / "masses" / "dataset").rglob("Dir=*")) / ".Npix=1.parquet.dead.00000000.tmp"
+    )
     leftover.write_bytes(b"half")
-    other = next((root / "catalog").rglob("Dir=*")) / ".Npix=2.parquet.live.00000000.tmp"
+    other = next((root / "masses" / "dataset").rglob("Dir=*")) / ".Npix=2.parquet.live.00000000.tmp"
     other.write_bytes(b"a concurrent run's")
     run_job(spec, client=dask_client, progress=False)
     assert verify(str(root)).ok and not (root / "_lease.json").exists()
@@ -316,7 +322,7 @@ def test_a_read_only_output_at_finalize_is_one_line_naming_the_path(
     _small_filesystem(disk, "16m")
     try:
         shutil.copytree(mock_catalog[1], disk / "cat")
-        (disk / "cat" / "_metadata").unlink()
+        (disk / "cat" / "masses" / "dataset" / "_metadata").unlink()
         for p in (disk / "cat" / "_done").glob("*.json"):  # written by another spec's hash
             marker = json.loads(p.read_text())
             p.write_text(json.dumps(marker))

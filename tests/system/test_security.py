@@ -82,7 +82,7 @@ def test_a_run_with_a_code_carrying_model_stops_with_a_clear_error(code_carrying
     finally:
         cluster.close()
     assert not marker.exists()
-    assert not (out / "_done").exists() and not (out / "catalog").exists()
+    assert not (out / "_done").exists() and not (out / "masses" / "dataset").exists()
 
 
 def test_a_tampered_model_stops_the_run_before_any_worker_starts(tmp_path, capsys):
@@ -133,7 +133,7 @@ def catalogs(tmp_path_factory):
 
 def test_select_over_the_catalogs_own_files_still_works(catalogs):
     _, mine, _ = catalogs
-    n = query(mine, f"SELECT count(*) AS n FROM read_parquet('{mine}/catalog/**/*.parquet')")
+    n = query(mine, f"SELECT count(*) AS n FROM read_parquet('{mine}/masses/dataset/**/*.parquet')")
     assert n["n"][0] == 40
 
 
@@ -144,7 +144,7 @@ def test_select_over_the_catalogs_own_files_still_works(catalogs):
         "EXPLAIN ANALYZE CREATE TABLE t AS SELECT 1",
         "INSTALL httpfs",
         "LOAD httpfs",
-        "SELECT * FROM read_parquet('{other}/catalog/**/*.parquet')",
+        "SELECT * FROM read_parquet('{other}/masses/dataset/**/*.parquet')",
         "SELECT * FROM read_text('{other}/provenance.json')",
         "SELECT * FROM glob('{base}/*')",
         "SELECT * FROM read_parquet('http://127.0.0.1:9/x.parquet')",

@@ -70,7 +70,9 @@ url = "{tmp_path / "out"}"
     models = resolve_models(spec.models, spec.instruments)
     for shard in shards:
         process_shard(spec, shard, models, "testhash")
-    cat = ds.dataset(tmp_path / "out" / "catalog", format="parquet").to_table().to_pandas()
+    cat = (
+        ds.dataset(tmp_path / "out" / "masses" / "dataset", format="parquet").to_table().to_pandas()
+    )
     q = ds.dataset(tmp_path / "out" / "quarantine", format="parquet").to_table().to_pandas()
     assert sorted(cat["target_id"]) == sorted(good["id"])
     reasons = dict(zip(q["target_id"], q["reason"], strict=True))
