@@ -13,6 +13,7 @@ catalog's ``hats_margin_threshold`` states the width it really has.
 from __future__ import annotations
 
 import tempfile
+import warnings
 
 from survey_mass.catalog.paths import MARGIN, MASSES, CatalogLayout
 
@@ -38,5 +39,7 @@ def build_margin(layout: CatalogLayout, client, margin_arcsec: float) -> None:
             progress_bar=False,
             resume=False,
         )
-        pipeline_with_client(args, client)
+        with warnings.catch_warnings():  # hats-import reads its half-built margin this way
+            warnings.filterwarnings("ignore", "Computing partitions from catalog parquet")
+            pipeline_with_client(args, client)
         layout.fs.put(f"{tmp}/{MARGIN}", layout.margin_dir, recursive=True)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from survey_mass import __version__
 from survey_mass.cli import fetch, query, report, run, simulate, train, verify, zoo
 from survey_mass.errors import UserError
+from survey_mass.tensorflow_runtime import VERBOSE_ENV
 
 VERBS = (run, verify, train, simulate, fetch, query, report, zoo)
 
@@ -31,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.verbose:  # TensorFlow's start-up lines too, in this process and in its workers
+        os.environ[VERBOSE_ENV] = "1"
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -40,6 +40,9 @@ class FoldEnsemble:
     """
 
     def __init__(self, path: str | os.PathLike):
+        from survey_mass.tensorflow_runtime import import_tensorflow
+
+        import_tensorflow()
         import keras
 
         self.path = Path(path)
@@ -135,7 +138,10 @@ def _to_framework(batch):
     if isinstance(batch, np.ndarray):
         return batch
     import cupy
-    import tensorflow as tf
+
+    from survey_mass.tensorflow_runtime import import_tensorflow
+
+    tf = import_tensorflow()
 
     # CuPy's preprocessing kernels run on CuPy's current stream and TensorFlow reads on its own:
     # let them finish before TensorFlow sees the memory, or it may read a half-written batch

@@ -27,7 +27,9 @@ class EnsemblePlugin(WorkerPlugin):
 
 def configure_tensorflow(threads: int) -> None:
     """Few threads per worker (workers share cores), and GPU memory that grows as needed."""
-    import tensorflow as tf
+    from survey_mass.tensorflow_runtime import import_tensorflow
+
+    tf = import_tensorflow()
 
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)

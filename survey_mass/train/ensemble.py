@@ -62,6 +62,9 @@ def train_member(
     build_model: Callable, images, log_mass, split, spec: TrainSpec, seed: int, log=print
 ):
     """Train one fold member; returns (model, validation metrics, epochs run, stopped_by_criteria)."""
+    from survey_mass.tensorflow_runtime import import_tensorflow
+
+    import_tensorflow()
     import keras
 
     keras.utils.set_random_seed(seed)

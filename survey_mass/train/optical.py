@@ -77,6 +77,9 @@ def train_band_classifier(
     images: np.ndarray, spec: TrainSpec, settings: OpticalSettings, log=print
 ) -> tuple[object, dict]:
     """Step 1 on the cutouts' single bands; returns (classifier, record with held-out accuracy)."""
+    from survey_mass.tensorflow_runtime import import_tensorflow
+
+    import_tensorflow()
     import keras
 
     keras.utils.set_random_seed(spec.fit_seed)
@@ -135,6 +138,9 @@ def _step1(images, spec, settings, work: Path, progress: bool) -> tuple[object, 
 
     Step 2's fold checkpoints depend on it: a newly trained classifier clears them.
     """
+    from survey_mass.tensorflow_runtime import import_tensorflow
+
+    import_tensorflow()
     import keras
 
     path, record_path = work / CLASSIFIER_FILE, work / "band_classifier.json"

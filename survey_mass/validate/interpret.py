@@ -30,7 +30,9 @@ STEP = 0.05  # size of the gradient step, as a fraction of the image's peak
 
 def input_gradients(ensemble: FoldEnsemble, inputs: np.ndarray) -> np.ndarray:
     """d(mean member log10 M)/d(input), shape of ``inputs``."""
-    import tensorflow as tf
+    from survey_mass.tensorflow_runtime import import_tensorflow
+
+    tf = import_tensorflow()
 
     x = tf.convert_to_tensor(inputs)
     with tf.GradientTape() as tape:
