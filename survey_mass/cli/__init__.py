@@ -19,20 +19,33 @@ from survey_mass.tensorflow_runtime import VERBOSE_ENV
 VERBS = (run, verify, train, simulate, fetch, query, report, zoo)
 
 
+def _version() -> str:
+    """The package version and the zoo entries a job uses by default."""
+    from survey_mass.spec.job import ModelsSpec
+
+    defaults = ModelsSpec()
+    entries = ", ".join(f"{k} {getattr(defaults, k)}" for k in ("xray", "sz", "optical", "joint"))
+    return f"survey-mass {__version__} (default models: {entries})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="survey-mass", description="Galaxy-cluster mass catalogs from survey cutouts."
     )
-    parser.add_argument("--version", action="version", version=f"survey-mass {__version__}")
+    parser.add_argument("--version", action="version", version=_version())
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for verb in VERBS:
         verb.register(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # `survey-mass` alone: what it can do
+        parser.print_help()
+        return 0
     if args.verbose:  # TensorFlow's start-up lines too, in this process and in its workers
         os.environ[VERBOSE_ENV] = "1"
     logging.basicConfig(
