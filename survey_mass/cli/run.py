@@ -69,7 +69,37 @@ def run(args: argparse.Namespace) -> int:
         print(f"survey-mass run: {message}", file=sys.stderr)
         return 130
     print(summary.text())
+    if spec.report is not None:
+        print(validation(spec))
     return 0
+
+
+def validation(spec: JobSpec) -> str:
+    """The job's ``[report]``: the per-instrument table, the report's path, what to try next."""
+    from survey_mass.validate.after_run import report_after_run, summary_table
+
+    result = report_after_run(spec)
+    url = spec.output.url
+    return "\n".join(
+        [
+            summary_table(spec, result),
+            f"report: {result.html_path}",
+            "next:",
+            f'  survey-mass query {url} "SELECT target_id, z, logm500, logm500_sigma FROM catalog '
+            'ORDER BY logm500 DESC LIMIT 5"',
+            f"  survey-mass query {url} --cone {_centre(spec)} 0.5",
+            f"  survey-mass export {url} {spec.name}.fits",
+            f"  survey-mass verify {url} --deep",
+        ]
+    )
+
+
+def _centre(spec: JobSpec) -> str:
+    footprint = spec.targets.footprint
+    if footprint is None:
+        return "RA DEC"
+    ra, dec, _ = footprint._covering_cone()
+    return f"{ra:g} {dec:g}"
 
 
 def register(subparsers) -> None:

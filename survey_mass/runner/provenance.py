@@ -33,7 +33,13 @@ def job_hash(spec: JobSpec, models: ModelSet) -> str:
     """What makes two runs write the same catalog: the job minus where it runs, and the model bytes."""
     relevant = spec.model_dump(
         mode="json",
-        exclude={"cluster": True, "output": True, "batch_size": True, "confirm_above_shards": True},
+        exclude={
+            "cluster": True,
+            "output": True,
+            "batch_size": True,
+            "confirm_above_shards": True,
+            "report": True,
+        },
     )
     blob = json.dumps({"spec": relevant, "models": models.fingerprint()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -154,6 +154,15 @@ class OutputSpec(StrictModel):
         return self
 
 
+class ReportSpec(StrictModel):
+    """``[report]``: a validation report written after the run, against these references."""
+
+    against: list[str] = Field(
+        min_length=1, description="reference catalogs: mock_truth, mock_wl, psz2, ... (catalogs/)"
+    )
+    out: str | None = Field(None, description="report folder; default: the output url + _report")
+
+
 class JobSpec(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     instruments: list[str] = Field(default_factory=lambda: ["xray"], min_length=1)
@@ -167,6 +176,7 @@ class JobSpec(StrictModel):
     models: ModelsSpec = Field(default_factory=ModelsSpec)
     cluster: ComputeSpec = Field(default_factory=ComputeSpec)
     output: OutputSpec
+    report: ReportSpec | None = None
 
     @field_validator("instruments")
     @classmethod
