@@ -56,7 +56,7 @@ class Deployment:
     def command(self, cluster: str, job: str | None = None) -> str:
         return (
             f"survey-mass run {job or self.job} --cluster {cluster} "
-            f'--output "{self.output_root}/{DATE}" --quiet'
+            f'--output "{self.output_root}/{DATE}" --json --no-dashboard'
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from pydantic import ValidationError
@@ -13,7 +14,9 @@ from survey_mass.spec.job import JobSpec, format_validation_error, load_job_spec
 CLUSTER_KINDS = ("local", "local-cuda", "slurm", "kubernetes")
 
 
-def apply_overrides(spec: JobSpec, cluster: str | None, output: str | None) -> JobSpec:
+def apply_overrides(
+    spec: JobSpec, cluster: str | None, output: str | None, no_dashboard: bool = False
+) -> JobSpec:
     """The job with command-line overrides, validated again like the file (allow-lists included).
 
     ``cluster`` is a kind or a scheduler address (``tcp://host:8786``, ``tls://...``).
@@ -31,6 +34,8 @@ def apply_overrides(spec: JobSpec, cluster: str | None, output: str | None) -> J
             )
     if output:
         data["output"]["url"] = output
+    if no_dashboard:
+        data["cluster"]["dashboard"] = False
     try:
         return JobSpec.model_validate(data)
     except ValidationError as err:
@@ -59,15 +64,27 @@ def confirm_large(yes: bool):
 def run(args: argparse.Namespace) -> int:
     from survey_mass.runner.job import JobInterrupted, run_job
 
-    spec = apply_overrides(load_job_spec(args.job), args.cluster, args.output)
+    spec = apply_overrides(load_job_spec(args.job), args.cluster, args.output, args.no_dashboard)
     try:
         summary = run_job(
-            spec, progress=not args.quiet, wait=args.wait, confirm=confirm_large(args.yes)
+            spec,
+            progress=not (args.quiet or args.json),
+            wait=args.wait,
+            confirm=confirm_large(args.yes),
         )
     except (KeyboardInterrupt, JobInterrupted) as err:
         message = str(err) or "interrupted; re-run the same command to resume"
         print(f"survey-mass run: {message}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"status": "interrupted", "error": message, "exit": 130}))
         return 130
+    except UserError as err:
+        if args.json:  # schedulers read stdout; the one-line error still goes to stderr
+            print(json.dumps({"status": "error", "error": str(err), "exit": 2}))
+        raise
+    if args.json:
+        print(json.dumps({**summary.as_dict(), "exit": 0}))
+        return 0
     print(summary.text())
     if spec.report is not None:
         print(validation(spec))
@@ -113,6 +130,10 @@ def register(subparsers) -> None:
     )
     p.add_argument("--output", help="override output.url")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON summary (for cron, Slurm, Airflow)"
+    )
+    p.add_argument("--no-dashboard", action="store_true", help="do not serve the Dask dashboard")
     p.add_argument(
         "--wait", action="store_true", help="wait for another run writing the output to finish"
     )

@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 
 def run(args: argparse.Namespace) -> int:
     from survey_mass.catalog.integrity import verify
 
     report = verify(args.catalog, deep=args.deep)
+    if args.json:
+        problems = [{"pixel": p.pixel, "problem": p.what} for p in report.problems]
+        print(
+            json.dumps(
+                {
+                    "catalog": args.catalog,
+                    "ok": report.ok,
+                    "shards": report.shards,
+                    "rows": report.rows,
+                    "problems": problems,
+                    "exit": 0 if report.ok else 1,
+                }
+            )
+        )
+        return 0 if report.ok else 1
     print(report.summary())
     for problem in report.problems[: args.max_problems]:
         where = f"Npix={problem.pixel}: " if problem.pixel is not None else ""
@@ -25,4 +41,5 @@ def register(subparsers) -> None:
     p.add_argument("catalog", help="catalog folder (a job's output.url)")
     p.add_argument("--deep", action="store_true", help="also check every file's sha256")
     p.add_argument("--max-problems", type=int, default=20, help="problems to list")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)

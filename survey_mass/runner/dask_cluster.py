@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -61,7 +62,9 @@ def _local_cluster(spec: ComputeSpec) -> LocalCluster:
         threads_per_worker=spec.threads_per_worker,
         processes=True,
         memory_limit=spec.memory_limit,
-        dashboard_address=":0",  # a free port: None means the default :8787, often taken
+        # a free port (None means the default :8787, often taken); no dashboard when turned off
+        dashboard_address=":0" if spec.dashboard else None,
+        scheduler_kwargs={"dashboard": spec.dashboard},
         silence_logs=logging.WARNING,
         **spec.options,
     )
@@ -101,4 +104,6 @@ def open_client(spec: ComputeSpec, client: Client | None = None) -> Iterator[Cli
             yield c
         return
     with make_cluster(spec) as cluster, Client(cluster) as c:
+        if spec.dashboard and c.dashboard_link:
+            print(f"dashboard: {c.dashboard_link}", file=sys.stderr)
         yield c

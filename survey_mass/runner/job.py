@@ -7,6 +7,7 @@ trusted), submits the rest, and writes the metadata last.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -254,6 +255,10 @@ def run_job(
         plan = plan_job(spec, models, lease)
         if plan is None:
             summary.already_complete = True
+            layout = CatalogLayout(spec.output.url)
+            totals = json.loads(layout.fs.cat_file(layout.manifest))
+            summary.rows, summary.quarantined = totals["rows"], totals["quarantined"]
+            summary.shards = len(totals["shards"])
             return summary
         if confirm is not None:
             confirm(plan)

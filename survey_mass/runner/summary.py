@@ -20,6 +20,20 @@ class RunSummary:
     already_complete: bool = False
     repaired: int = 0  # damaged shards found and recomputed
 
+    def as_dict(self) -> dict:
+        """The machine-readable summary: what schedulers' wrappers check."""
+        return {
+            "status": "already_complete" if self.already_complete else "ok",
+            "catalog": self.url,
+            "rows": self.rows,
+            "quarantined": self.quarantined,
+            "shards": self.shards,
+            "shards_run": self.shards_run,
+            "repaired": self.repaired,
+            "seconds": round(self.seconds, 3),
+            "quarantine_reasons": dict(self.reasons),
+        }
+
     def text(self) -> str:
         if self.already_complete:
             return f"catalog already complete at {self.url} (nothing to do)"

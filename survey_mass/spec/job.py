@@ -99,6 +99,7 @@ class ComputeSpec(StrictModel):
     address: str | None = Field(None, description="scheduler address for kind = 'address'")
     n_workers: int = Field(2, ge=1)
     threads_per_worker: int = Field(1, ge=1)
+    dashboard: bool = Field(True, description="serve (and print the link of) the Dask dashboard")
     memory_limit: str = Field(
         "4GiB", description="per worker: '4GiB', '500MB', 'auto' or 0 (no limit)"
     )
