@@ -34,7 +34,7 @@ from astropy.table import Column, MaskedColumn, QTable, Table
 from astropy.utils.exceptions import AstropyUserWarning
 
 from survey_mass.catalog.paths import CatalogLayout
-from survey_mass.catalog.query import _catalog_schema, query
+from survey_mass.catalog.query import catalog_schema_of, query
 from survey_mass.errors import UserError
 
 #: file suffix -> astropy format
@@ -87,7 +87,7 @@ def to_table(df: pd.DataFrame, url: str) -> Table:
     """``df`` as an astropy Table: the schema's columns first, in its order, each with its unit,
     UCD (``meta["ucd"]``) and description; computed columns after; provenance in ``meta``."""
     layout = CatalogLayout(url)
-    schema = _catalog_schema(layout)
+    schema = catalog_schema_of(layout)
     names = [n for n in schema.names if n in df.columns]
     names += [c for c in df.columns if c not in names]
     table = Table.from_pandas(df[names])
@@ -137,21 +137,22 @@ def _write_fits(table: Table, path: Path) -> None:
             "ignore", "The unit .* could not be saved in native FITS", AstropyUserWarning
         )
         QTable(table).write(written, format="fits")  # Quantity columns: units serialized
-    written.seek(0)
-    hdu = fits.open(written)[1]
-    hdu.name = EXTNAME
-    for i, name in enumerate(table.colnames, start=1):
-        if table[name].description:
-            hdu.header[f"TCOMM{i}"] = table[name].description
-        if "ucd" in table[name].meta:
-            hdu.header[f"TUCD{i}"] = table[name].meta["ucd"]
-    for key in table.meta.keys() & PROVENANCE.keys():
-        hdu.header.comments[key] = PROVENANCE[key]
     primary = fits.PrimaryHDU(np.frombuffer(_votable(table[:0]), dtype=np.uint8))
     primary.header["VOTMETA"] = (True, "table metadata in VOTable format (FITS-plus)")
-    fits.HDUList([primary, hdu]).writeto(path, overwrite=True)
+    written.seek(0)
+    with fits.open(written) as hdus:
+        hdu = hdus[1]
+        hdu.name = EXTNAME
+        for i, name in enumerate(table.colnames, start=1):
+            if table[name].description:
+                hdu.header[f"TCOMM{i}"] = table[name].description
+            if "ucd" in table[name].meta:
+                hdu.header[f"TUCD{i}"] = table[name].meta["ucd"]
+        for key in table.meta.keys() & PROVENANCE.keys():
+            hdu.header.comments[key] = PROVENANCE[key]
+        fits.HDUList([primary, hdu]).writeto(path, overwrite=True)
     # STIL takes a file as FITS-plus only with VOTMETA as the 5th card, where astropy always
-    # moves EXTEND (the FITS standard fixes no place for EXTEND): swap the two
+    # moves EXTEND (only advisory since FITS 3.0, and free to sit anywhere): swap the two
     with path.open("r+b") as fh:
         fh.seek(4 * CARD)
         extend, votmeta = fh.read(CARD), fh.read(CARD)

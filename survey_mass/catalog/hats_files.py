@@ -104,4 +104,6 @@ def write_hats_files(
         (local / "partition_info.csv").write_text(info.as_dataframe().to_csv(index=False))
         for name in ("partition_info.csv", "skymap.fits", "hats.properties", "properties"):
             write(f"{layout.catalog_dir}/{name}", (local / name).read_bytes())
-        write(f"{layout.root}/collection.properties", (local / "collection.properties").read_bytes())
+        write(
+            f"{layout.root}/collection.properties", (local / "collection.properties").read_bytes()
+        )

@@ -1,5 +1,5 @@
-"""Read-only SQL over a catalog (DuckDB), cone searches that read only the partitions they need,
-and export to FITS/VOTable with units for TOPCAT users.
+"""Read-only SQL over a catalog (DuckDB) and cone searches that read only the partitions they need
+(exports: ``catalog.export``).
 
 Queries run in a DuckDB connection whose file access is limited to the catalog folder and then
 locked, and only SELECT statements are accepted: a query can neither write nor reach other files.
@@ -7,19 +7,15 @@ locked, and only SELECT statements are accepted: a query can neither write nor r
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from astropy import units as u
-from astropy.io import fits
-from astropy.table import Table
 from pydantic import ValidationError
 
 from survey_mass.catalog.integrity import require_intact
@@ -60,11 +56,11 @@ def connect(url: str) -> duckdb.DuckDBPyConnection:
         "catalog": [p.path for p in layout.partitions(CATALOG)],
         "quarantine": layout.quarantine_files(),
     }
-    empty = {"catalog": _catalog_schema(layout), "quarantine": quarantine_schema()}
+    empty = {"catalog": catalog_schema_of(layout), "quarantine": quarantine_schema()}
     for view, files in tables.items():
         if files:
             con.execute(
-                f"CREATE VIEW {view} AS SELECT * FROM read_parquet({files!r}, union_by_name=true)"
+                f"CREATE VIEW {view} AS SELECT * FROM read_parquet({files!r}, union_by_name=true, hive_partitioning=false)"
             )
         else:
             _empty(con, view, empty[view])
@@ -107,65 +103,24 @@ def cone_search(url: str, ra: float, dec: float, radius_deg: float) -> ConeResul
     layout = CatalogLayout(url)
     fs = layout.fs
     require_intact(url)
-    order = json.loads(fs.cat_file(layout.provenance))["order"]
-    files = [p.path for p in layout.partitions(CATALOG, order)]
-    margin = healpix(order).pixel_resolution.to_value(u.deg)
-    wanted = healpix(order).cone_search_lonlat(
-        ra * u.deg, dec * u.deg, min(radius_deg + margin, 180.0) * u.deg
-    )
-    paths = [layout.catalog_file(order, int(p)) for p in np.unique(wanted)]
-    paths = [p for p in paths if p in set(files)]
+    parts = layout.partitions(CATALOG)
+    paths = []
+    for order in sorted({p.order for p in parts}):  # partitions may sit at several orders
+        # every pixel the cone overlaps, even partly (astropy-healpix's cone search is inclusive)
+        wanted = set(
+            healpix(order).cone_search_lonlat(ra * u.deg, dec * u.deg, radius_deg * u.deg).tolist()
+        )
+        paths += [p.path for p in parts if p.order == order and p.pixel in wanted]
     if paths:
         table = ds.dataset(paths, filesystem=fs, format="parquet").to_table()
         df = table.to_pandas()
     else:
-        df = _catalog_schema(layout).empty_table().to_pandas()
+        df = catalog_schema_of(layout).empty_table().to_pandas()
     inside = cone.contains(df["ra"].to_numpy(), df["dec"].to_numpy())
-    return ConeResult(df[inside].reset_index(drop=True), len(paths), len(files))
+    return ConeResult(df[inside].reset_index(drop=True), len(paths), len(parts))
 
 
-def _catalog_schema(layout: CatalogLayout) -> pa.Schema:
+def catalog_schema_of(layout: CatalogLayout) -> pa.Schema:
+    """The mass catalog's schema (units, descriptions, UCDs) from ``_common_metadata``."""
     with layout.fs.open(layout.common_metadata, "rb") as fh:
         return pq.read_schema(fh)
-
-
-def to_table(df: pd.DataFrame, url: str) -> Table:
-    """An astropy Table with each column's unit and description from the catalog schema."""
-    schema = _catalog_schema(CatalogLayout(url))
-    table = Table.from_pandas(df)
-    for f in schema:
-        if f.name in table.colnames and f.metadata:
-            unit = f.metadata.get(b"unit", b"").decode()
-            if unit:
-                table[f.name].unit = u.Unit(unit)
-            table[f.name].description = f.metadata.get(b"description", b"").decode()
-    return table
-
-
-#: FITS has no dex units; its standard log() function says the same thing to TOPCAT and humans
-FITS_LOG_UNITS = {"dex(solMass)": "log(solMass)", "dex": "dex"}
-
-
-def export(url: str, dest: str, sql: str = "SELECT * FROM catalog") -> Path:
-    """Write a query's rows as FITS or VOTable (by ``dest``'s suffix), units kept."""
-    dest_path = Path(dest)
-    formats = {".fits": "fits", ".fit": "fits", ".xml": "votable", ".vot": "votable"}
-    fmt = formats.get(dest_path.suffix.lower())
-    if fmt is None:
-        raise UserError(f"export to {dest!r}: use a .fits or .vot/.xml file name")
-    table = to_table(query(url, sql), url)
-    if fmt == "votable":
-        table.write(dest_path, format="votable", overwrite=True)
-        return dest_path
-    log_units = {}
-    for name in table.colnames:
-        unit = table[name].unit
-        if unit is not None and unit.to_string() in FITS_LOG_UNITS:
-            log_units[name] = FITS_LOG_UNITS[unit.to_string()]
-            table[name].unit = None
-    hdu = fits.table_to_hdu(table)
-    for i, name in enumerate(table.colnames, start=1):
-        if name in log_units:
-            hdu.header[f"TUNIT{i}"] = log_units[name]
-    hdu.writeto(dest_path, overwrite=True)
-    return dest_path

@@ -1,4 +1,4 @@
-"""The mass catalog's Arrow schema: every column with its unit and meaning in field metadata."""
+"""The mass catalog's Arrow schema: every column with its unit, UCD and meaning in field metadata."""
 
 from __future__ import annotations
 
@@ -12,70 +12,106 @@ FLAG_MISSING = {instrument: 1 << i for i, instrument in enumerate(INSTRUMENTS)} 
 FLAG_LARGE_SPREAD = 1 << 3  # fold members disagree by more than 0.15 dex
 
 
-def _field(name: str, type_: pa.DataType, unit: str, description: str) -> pa.Field:
-    return pa.field(name, type_, metadata={"unit": unit, "description": description})
+#: one unit convention, astropy's generic strings: every format astropy writes reads them back
+#: exactly and without warnings (FITS and VOUnit have no dex: see catalog/export.py)
+DEG, LOG_MASS, DEX = "deg", "dex(solMass)", "dex"
+
+
+def _field(name: str, type_: pa.DataType, unit: str, ucd: str, description: str) -> pa.Field:
+    """A column with its unit ("" if none), UCD and meaning in the field metadata."""
+    return pa.field(name, type_, metadata={"unit": unit, "ucd": ucd, "description": description})
+
+
+F64, I32, I64, STR = pa.float64(), pa.int32(), pa.int64(), pa.string()
+
+#: (name, type, unit, UCD, description) of the columns before the per-instrument ones
+_LEADING = [
+    ("target_id", STR, "", "meta.id;meta.main", "target identifier from the input"),
+    ("ra", F64, DEG, "pos.eq.ra;meta.main", "right ascension, ICRS"),
+    ("dec", F64, DEG, "pos.eq.dec;meta.main", "declination, ICRS"),
+    ("z", F64, "", "src.redshift", "redshift used for the mass"),
+    (
+        SPATIAL_INDEX_COLUMN,
+        I64,
+        "",
+        "pos.healpix",
+        "HEALPix nested index at order 29 (spatial index)",
+    ),
+]
+#: ... of each instrument's columns ({inst} is the instrument)
+_PER_INSTRUMENT = [
+    ("logm500_{inst}", F64, LOG_MASS, "phys.mass", "log10 M500c from the {inst} ensemble"),
+    (
+        "logm500_{inst}_sigma",
+        F64,
+        DEX,
+        "stat.error;phys.mass",
+        "1-sigma total error of logm500_{inst}",
+    ),
+    ("logm500_{inst}_spread", F64, DEX, "stat.stdev;phys.mass", "std of the {inst} fold members"),
+]
+#: ... of the joint mass and the bookkeeping columns
+_TRAILING = [
+    (
+        "logm500",
+        F64,
+        LOG_MASS,
+        "phys.mass",
+        "joint log10 M500c: the joint model named in `models`, else the inverse-variance mean",
+    ),
+    (
+        "logm500_sigma",
+        F64,
+        DEX,
+        "stat.error;phys.mass",
+        "half-width of the 68% interval of logm500",
+    ),
+    ("logm500_p16", F64, LOG_MASS, "phys.mass;stat.min", "16th percentile of log10 M500c"),
+    ("logm500_p84", F64, LOG_MASS, "phys.mass;stat.max", "84th percentile of log10 M500c"),
+    ("logm500_p2_5", F64, LOG_MASS, "phys.mass;stat.min", "2.5th percentile of log10 M500c"),
+    ("logm500_p97_5", F64, LOG_MASS, "phys.mass;stat.max", "97.5th percentile of log10 M500c"),
+    ("flags", I32, "", "meta.code", "bits: 1/2/4 xray/sz/optical missing, 8 large fold spread"),
+    (
+        "models",
+        STR,
+        "",
+        "meta.version",
+        "ensemble versions used (and the joint model), comma-separated",
+    ),
+]
 
 
 def catalog_schema(instruments: list[str]) -> pa.Schema:
     """One row per weighed target; per-instrument columns for the job's instruments."""
-    fields = [
-        _field("target_id", pa.string(), "", "target identifier from the input"),
-        _field("ra", pa.float64(), "deg", "right ascension, ICRS"),
-        _field("dec", pa.float64(), "deg", "declination, ICRS"),
-        _field("z", pa.float64(), "", "redshift used for the mass"),
-        _field(
-            SPATIAL_INDEX_COLUMN, pa.int64(), "", "HEALPix nested index at order 29 (spatial index)"
-        ),
+    per_instrument = [
+        (name.format(inst=inst), type_, unit, ucd, text.format(inst=inst))
+        for inst in instruments
+        for name, type_, unit, ucd, text in _PER_INSTRUMENT
     ]
-    for inst in instruments:
-        fields += [
-            _field(
-                f"logm500_{inst}",
-                pa.float64(),
-                "dex(Msun)",
-                f"log10 M500c from the {inst} ensemble",
-            ),
-            _field(
-                f"logm500_{inst}_sigma",
-                pa.float64(),
-                "dex",
-                f"1-sigma total error of logm500_{inst}",
-            ),
-            _field(
-                f"logm500_{inst}_spread", pa.float64(), "dex", f"std of the {inst} fold members"
-            ),
-        ]
-    fields += [
-        _field(
-            "logm500",
-            pa.float64(),
-            "dex(Msun)",
-            "joint log10 M500c: the joint model named in `models`, else the inverse-variance mean",
-        ),
-        _field("logm500_sigma", pa.float64(), "dex", "half-width of the 68% interval of logm500"),
-        _field("logm500_p16", pa.float64(), "dex(Msun)", "16th percentile of log10 M500c"),
-        _field("logm500_p84", pa.float64(), "dex(Msun)", "84th percentile of log10 M500c"),
-        _field("logm500_p2_5", pa.float64(), "dex(Msun)", "2.5th percentile of log10 M500c"),
-        _field("logm500_p97_5", pa.float64(), "dex(Msun)", "97.5th percentile of log10 M500c"),
-        _field("flags", pa.int32(), "", "bits: 1/2/4 xray/sz/optical missing, 8 large fold spread"),
-        _field(
-            "models",
-            pa.string(),
-            "",
-            "ensemble versions used (and the joint model), comma-separated",
-        ),
-    ]
-    return pa.schema(fields)
+    return pa.schema([_field(*column) for column in [*_LEADING, *per_instrument, *_TRAILING]])
 
 
 def quarantine_schema() -> pa.Schema:
+    """One row per target that could not be weighed, with the reason."""
     return pa.schema(
         [
-            _field("target_id", pa.string(), "", "target identifier from the input (may be null)"),
-            _field("ra", pa.float64(), "deg", "right ascension as given"),
-            _field("dec", pa.float64(), "deg", "declination as given"),
-            _field("z", pa.float64(), "", "redshift as given"),
-            _field("reason", pa.string(), "", "short code(s), e.g. nonfinite_pixels; ';'-joined"),
-            _field("detail", pa.string(), "", "what was wrong and how to fix it"),
+            _field(
+                "target_id",
+                pa.string(),
+                "",
+                "meta.id;meta.main",
+                "target identifier from the input (may be null)",
+            ),
+            _field("ra", pa.float64(), DEG, "pos.eq.ra;meta.main", "right ascension as given"),
+            _field("dec", pa.float64(), DEG, "pos.eq.dec;meta.main", "declination as given"),
+            _field("z", pa.float64(), "", "src.redshift", "redshift as given"),
+            _field(
+                "reason",
+                pa.string(),
+                "",
+                "meta.code.error",
+                "short code(s), e.g. nonfinite_pixels; ';'-joined",
+            ),
+            _field("detail", pa.string(), "", "meta.note", "what was wrong and how to fix it"),
         ]
     )

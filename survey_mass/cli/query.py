@@ -26,7 +26,7 @@ def run_query(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from survey_mass.catalog.query import export
+    from survey_mass.catalog.export import export
 
     path = export(args.catalog, args.dest, args.sql)
     print(f"wrote {path}")
@@ -48,8 +48,17 @@ def register(subparsers) -> None:
     p.add_argument("--max-rows", type=int, default=60)
     p.set_defaults(func=run_query)
 
-    e = subparsers.add_parser("export", help="export a catalog (or a query) to FITS or VOTable")
-    e.add_argument("catalog")
-    e.add_argument("dest", help="output file: .fits or .vot/.xml")
-    e.add_argument("--sql", default="SELECT * FROM catalog")
+    e = subparsers.add_parser(
+        "export",
+        help="export a catalog (or a query) with units: FITS, VOTable, ECSV, CSV or Parquet",
+    )
+    e.add_argument("catalog", help="catalog folder (a job's output.url)")
+    e.add_argument(
+        "dest",
+        help="output file, format by suffix: .fits/.fit (FITS-plus), .vot/.xml, .ecsv, .csv, "
+        ".parquet",
+    )
+    e.add_argument(
+        "--sql", default="SELECT * FROM catalog", help="one SELECT; default: the whole catalog"
+    )
     e.set_defaults(func=run_export)

@@ -81,8 +81,11 @@ partition_rows = 10
     summary = run_job(spec, client=dask_client, progress=False)
     info = pd.read_csv(tmp_path / "out" / MASSES / "partition_info.csv")
     assert (info["Norder"] > 3).any()  # deeper than the shards where they were crowded
-    counts = [pq.read_metadata(f).num_rows for f in (tmp_path / "out").rglob("Npix=*.parquet")
-              if MASSES in f.parts]
+    counts = [
+        pq.read_metadata(f).num_rows
+        for f in (tmp_path / "out").rglob("Npix=*.parquet")
+        if MASSES in f.parts
+    ]
     assert max(counts) <= 10 and sum(counts) == summary.rows
     assert is_valid_catalog(tmp_path / "out", strict=True)
 

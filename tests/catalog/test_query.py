@@ -1,13 +1,10 @@
-"""Users read catalogs: read-only SQL, cone searches that prune partitions, FITS/VOTable export."""
+"""Users read catalogs: read-only SQL and cone searches that prune partitions."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from astropy import units as u
-from astropy.table import Table
 
-from survey_mass.catalog.query import cone_search, export, query
+from survey_mass.catalog.query import cone_search, query
 from survey_mass.cli import main
 from survey_mass.errors import UserError
 from survey_mass.spec.footprint import ConeFootprint
@@ -62,15 +59,3 @@ def test_cone_command_prints_partitions_read(mock_catalog, capsys):
     _, root, _ = mock_catalog
     assert main(["query", str(root), "--cone", "210.3", "-5.2", "0.3"]) == 0
     assert "partitions" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("suffix", [".fits", ".vot"])
-def test_export_keeps_units_for_topcat(mock_catalog, tmp_path, suffix):
-    _, root, summary = mock_catalog
-    dest = export(str(root), str(tmp_path / f"cat{suffix}"))
-    table = Table.read(dest, format="fits" if suffix == ".fits" else "votable")
-    assert len(table) == summary.rows
-    assert table["ra"].unit == u.deg
-    # FITS has no dex: its standard log() function carries the same meaning
-    assert str(table["logm500"].unit) == {".fits": "log(solMass)", ".vot": "dex(solMass)"}[suffix]
-    assert np.isfinite(np.asarray(table["logm500"])).all()

@@ -75,7 +75,7 @@ def test_catalog_reads_with_pyarrow_and_duckdb_with_units_and_provenance(finishe
     _, root, summary = finished
     schema = pq.read_schema(root / "masses" / "dataset" / "_common_metadata")
     assert schema.field("ra").metadata[b"unit"] == b"deg"
-    assert schema.field("logm500").metadata[b"unit"] == b"dex(Msun)"
+    assert schema.field("logm500").metadata[b"unit"] == b"dex(solMass)"
     provenance = json.loads(schema.metadata[b"survey_mass.provenance"])
     assert provenance["job"]["name"] == "pipeline-test"
     assert len(provenance["models"]["xray"]["members"]) >= 3
