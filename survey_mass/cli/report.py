@@ -12,6 +12,7 @@ universe and footprint.
 from __future__ import annotations
 
 import argparse
+import json
 
 from astropy import units as u
 
@@ -39,6 +40,26 @@ def _interpretation(catalog: str, n: int) -> list:
     from survey_mass.validate.interpret import xray_maps
 
     return xray_maps(catalog, n)
+
+
+def _json_summary(result) -> dict:
+    """The report's headline numbers per reference and estimate, for schedulers' wrappers."""
+    keys = ("n", "bias_dex", "std_dex", "gauss_sigma_dex", "coverage")
+    return {
+        "report": str(result.html_path),
+        "numbers": str(result.json_path),
+        "references": {
+            name: {
+                "n_matched": block["n_matched"],
+                "estimates": {
+                    est: {k: stats.get(k) for k in keys}
+                    for est, stats in block["estimates"].items()
+                },
+            }
+            for name, block in result.numbers["references"].items()
+        },
+        "exit": 0,
+    }
 
 
 def report(args: argparse.Namespace) -> int:
@@ -81,6 +102,9 @@ def report(args: argparse.Namespace) -> int:
         prediction_name=args.catalog,
         interpretation=_interpretation(args.catalog, args.interpret),
     )
+    if args.json:
+        print(json.dumps(_json_summary(result)))
+        return 0
     for name, block in result.numbers["references"].items():
         joint = block["estimates"].get("logm500")
         line = f"{name}: {block['n_matched']} matched"
@@ -104,6 +128,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--against", help="reference catalog names, comma-separated (see catalogs/)")
     p.add_argument("--out", help="output folder (with --job: overrides the job's out)")
+    p.add_argument("--json", action="store_true", help="print one JSON summary of the numbers")
     p.add_argument("--radius", type=float, default=60.0, help="match radius [arcsec] (default 60)")
     p.add_argument(
         "--dz", type=float, help="max |z_ref - z| for a match (default: no redshift test)"

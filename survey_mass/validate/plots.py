@@ -136,3 +136,51 @@ def image_panels(
         ax.set_xticks([])
         ax.set_yticks([])
     return to_png(fig)
+
+
+def residuals_vs_z(z, residuals: Mapping[str, np.ndarray], *, title="") -> bytes:
+    """log M_pred - log M_ref against redshift, one colour per estimate."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, delta in residuals.items():
+        ok = np.isfinite(delta) & np.isfinite(z)
+        ax.scatter(np.asarray(z)[ok], np.asarray(delta)[ok], s=8, alpha=0.6, label=label)
+    ax.axhline(0.0, color="k", lw=1)
+    ax.set(xlabel="z", ylabel="log10 M_pred - log10 M_ref [dex]", title=title)
+    ax.legend(loc="best", fontsize=8)
+    return to_png(fig)
+
+
+def coverage_bars(coverage: Mapping[str, Mapping[str, float]], *, title="") -> bytes:
+    """The 68% and 95% coverage of each estimate's intervals against the nominal levels."""
+    names = list(coverage)
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for offset, level in ((-0.2, "68"), (0.2, "95")):
+        values = [100 * coverage[n].get(level, np.nan) for n in names]
+        ax.bar(x + offset, values, width=0.4, label=f"{level}% interval")
+        ax.axhline(float(level), color="k", lw=0.8, ls="--")
+    ax.set_xticks(x, names, rotation=20, fontsize=8)
+    ax.set(ylabel="fraction of references inside [%]", ylim=(0, 100), title=title)
+    ax.legend(loc="lower right", fontsize=8)
+    return to_png(fig)
+
+
+def sky_map(ra, dec, values, *, matched=None, title="", label="log10 M500 [Msun]") -> bytes:
+    """Positions coloured by mass; matched ones ringed."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    points = ax.scatter(ra, dec, c=values, s=12, cmap="viridis")
+    if matched is not None:
+        ax.scatter(
+            np.asarray(ra)[matched],
+            np.asarray(dec)[matched],
+            s=40,
+            facecolors="none",
+            edgecolors="r",
+            lw=0.6,
+            label="matched",
+        )
+        ax.legend(loc="upper right", fontsize=8)
+    fig.colorbar(points, ax=ax, label=label)
+    ax.set(xlabel="RA [deg]", ylabel="Dec [deg]", title=title)
+    ax.invert_xaxis()  # east to the left, as on the sky
+    return to_png(fig)

@@ -169,7 +169,60 @@ def _compare(predictions, reference, name, estimates, spec, out: Path):
             )
             block["estimates"][est] = summary.to_dict()
         images = _figures(joined, estimates[0], name, block["estimates"][estimates[0]])
+        images += _per_estimate_figures(joined, estimates, name, block["estimates"])
+    if len(predictions):
+        matched = np.zeros(len(predictions), bool)
+        matched[pairs["left"].to_numpy()] = True
+        images.append(_sky(predictions, matched, name))
     return block, _section(name, block, images)
+
+
+def _per_estimate_figures(joined, estimates, name, summaries) -> list[tuple[str, bytes]]:
+    """Each instrument's estimate against the reference, residuals against z, and coverage."""
+    ref = joined["logm500_ref"].to_numpy(float)
+    figures = [
+        (
+            f"{est} against {name} masses, with the 1:1 line",
+            plots.pred_vs_ref(
+                ref,
+                joined[f"{est}_pred"].to_numpy(float),
+                title=f"{est} vs {name}",
+                xlabel=f"{name} log10 M500 [Msun]",
+                ylabel=f"{est} [log10 Msun]",
+            ),
+        )
+        for est in estimates[1:]
+    ]
+    residuals = {est: joined[f"{est}_pred"].to_numpy(float) - ref for est in estimates}
+    figures.append(
+        (
+            f"Residuals against {name} as a function of redshift",
+            plots.residuals_vs_z(_z_for_bins(joined), residuals, title=f"residuals vs {name}"),
+        )
+    )
+    covered = {e: s["coverage"] for e, s in summaries.items() if s.get("coverage")}
+    if covered:
+        figures.append(
+            (
+                f"Coverage of the quoted 68% and 95% intervals against {name}",
+                plots.coverage_bars(covered, title=f"interval coverage vs {name}"),
+            )
+        )
+    return figures
+
+
+def _sky(predictions: pd.DataFrame, matched: np.ndarray, name: str) -> tuple[str, bytes]:
+    mass = "logm500" if "logm500" in predictions else next(c for c in ESTIMATES if c in predictions)
+    return (
+        f"Sky map of the catalog, coloured by {mass}; ringed: matched to {name}",
+        plots.sky_map(
+            predictions["ra"].to_numpy(float),
+            predictions["dec"].to_numpy(float),
+            predictions[mass].to_numpy(float),
+            matched=matched,
+            title=f"catalog on the sky ({matched.sum()} matched to {name})",
+        ),
+    )
 
 
 def _figures(joined: pd.DataFrame, est: str, name: str, summary: dict) -> list[tuple[str, bytes]]:

@@ -34,3 +34,21 @@ def test_a_failed_run_prints_its_error_as_json_and_exits_2(tmp_path, capsys):
     out = json.loads(captured.out)
     assert out["status"] == "error" and out["exit"] == 2 and "--yes" in out["error"]
     assert "--yes" in captured.err
+
+
+def test_report_prints_one_json_object_and_plots_every_instrument(mock_catalog, tmp_path, capsys):
+    _, root, summary = mock_catalog
+    out = tmp_path / "report"
+    assert main(["report", str(root), "--against", "mock_truth", "--out", str(out), "--json"]) == 0
+    numbers = json.loads(capsys.readouterr().out)
+    truth = numbers["references"]["mock_truth"]
+    assert truth["n_matched"] == summary.rows and numbers["exit"] == 0
+    assert set(truth["estimates"]) == {"logm500", "logm500_xray"}
+    html = (out / "report.html").read_text()
+    for caption in (
+        "logm500_xray against mock_truth masses",
+        "Residuals against mock_truth as a function of redshift",
+        "Coverage of the quoted 68% and 95% intervals",
+        "Sky map of the catalog",
+    ):
+        assert caption in html

@@ -187,7 +187,9 @@ def test_report_numbers_on_a_synthetic_case_with_known_bias_and_scatter(tmp_path
         pairs["id_pred"].str[1:] == pairs["id_ref"].str[1:]
     ).all()  # nearest match is the right one
     page = result.html_path.read_text()
-    assert page.count("<img ") == 3 + 2  # 3 plots for 'truth', 2 interpretation panels
+    # 'truth': joint vs reference, residual PDF, per-bin bars, logm500_sz vs reference, residuals
+    # vs z, coverage and the sky map; 'positions' (no masses): the sky map; 2 interpretation panels
+    assert page.count("<img ") == 7 + 1 + 2
     assert "http" not in re.sub(
         r"data:image/png;base64,[A-Za-z0-9+/=]+", "", page
     )  # self-contained
@@ -312,7 +314,7 @@ def test_report_opens_in_headless_chromium_and_every_plot_decodes(tmp_path):
     found = re.search(r'data-img-widths="([^"]*)"', run.stdout)
     assert found, f"the page did not finish loading: {run.stdout[:500]} {run.stderr[-1000:]}"
     widths = [int(w) for w in found.group(1).split(",")]
-    assert len(widths) == 5 and all(w > 100 for w in widths), widths
+    assert len(widths) == 7 + 2 and all(w > 100 for w in widths), widths
     assert re.search(r'data-errors=""', run.stdout), "JavaScript errors while loading the report"
 
 
