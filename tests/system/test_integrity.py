@@ -284,11 +284,9 @@ def _cli(*args: str, **kwargs) -> list[str]:
 
 
 def _console(err: str) -> list[str]:
-    """What a person sees on stderr, TensorFlow's start-up lines aside (another issue's)."""
+    """What a person reads on stderr besides the dashboard link every run starts with."""
     return [
-        line
-        for line in err.splitlines()
-        if line.strip() and not line.startswith(("I0000", "E0000", "W0000", "WARNING: All log"))
+        line for line in err.splitlines() if line.strip() and not line.startswith("dashboard: ")
     ]
 
 
