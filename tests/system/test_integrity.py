@@ -366,3 +366,21 @@ def test_ctrl_c_stops_the_run_with_one_line_and_exit_130_and_the_rerun_resumes(t
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert main(["run", str(job), "--quiet"]) == 0
     assert verify(str(root), deep=True).ok
+
+
+def test_a_refinalized_catalog_keeps_its_hats_creation_dates(copy, dask_client):
+    """hats writes dates to the minute: a repair in a later minute must still change no byte."""
+    spec, root = copy
+    for folder in ("masses", "masses_margin"):
+        for name in ("hats.properties", "properties"):
+            path = root / folder / name
+            text = path.read_text()
+            date = next(line for line in text.splitlines() if line.startswith("hats_creation_date"))
+            path.write_text(text.replace(date, "hats_creation_date=2000-01-01T00:00UTC"))
+    (root / "masses" / "dataset" / "_metadata").unlink()
+    run_job(spec, client=dask_client, progress=False)
+    for folder in ("masses", "masses_margin"):
+        assert (
+            "hats_creation_date=2000-01-01T00:00UTC"
+            in (root / folder / "hats.properties").read_text()
+        )
