@@ -22,6 +22,8 @@ from survey_mass.train.joint import (
 )
 from survey_mass.zoo.registry import SHIPPED_ZOO, resolve_entry, resolve_models
 
+from support.shards import weigh_in_process
+
 INSTRUMENTS = ["xray", "sz", "optical"]
 SPEC = JointSpec(
     ensemble="joint-test",
@@ -183,22 +185,12 @@ def test_shipped_joint_model_beats_the_best_single_instrument_on_fresh_clusters(
 
 
 def test_a_three_instrument_shard_is_weighed_jointly_with_calibrated_intervals(tmp_path):
-    import pyarrow.dataset as ds
-
-    from survey_mass.runner.shard import process_shard
-    from survey_mass.targets.plan import plan_shards
 
     spec = parse_job_spec(
         JOB.format(instruments='["xray", "sz", "optical"]', models="", url=tmp_path / "out")
         + "[source]\nmock = { seed = 17, z_max = 0.6, density_scale = 10.0 }\n"
     )
-    order, shards = plan_shards(spec)
-    models = resolve_models(spec.models, spec.instruments)
-    for shard in shards:
-        process_shard(spec, shard, models, "testhash")
-    cat = (
-        ds.dataset(tmp_path / "out" / "masses" / "dataset", format="parquet").to_table().to_pandas()
-    )
+    cat, _ = weigh_in_process(spec)
     assert len(cat) >= 5
     assert cat["models"].str.contains("joint-v1@").all()
     assert cat[[f"logm500_{i}" for i in INSTRUMENTS]].notna().all().all()
@@ -212,6 +204,7 @@ def test_a_three_instrument_shard_is_weighed_jointly_with_calibrated_intervals(t
     half95 = cat["logm500_p97_5"] - cat["logm500"]
     np.testing.assert_allclose(half68, cat["logm500_sigma"])
     # the 95%/68% width ratio is one of the joint model's fitted ones (per instrument combination)
-    fitted = JointModel(models.joint.path).parameters.interval_scale.values()
+    joint_path = resolve_models(spec.models, spec.instruments).joint.path
+    fitted = JointModel(joint_path).parameters.interval_scale.values()
     allowed = {round(k95 / k68, 6) for k68, k95 in fitted}
     assert set(np.round((half95 / half68).to_numpy(), 6)) <= allowed

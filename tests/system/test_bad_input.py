@@ -15,7 +15,6 @@ import re
 
 import numpy as np
 import pandas as pd
-import pyarrow.dataset as ds
 import pytest
 from astropy.io import fits
 from hypothesis import HealthCheck, given, settings
@@ -30,15 +29,15 @@ from survey_mass.mock.universe import base_pixel_clusters
 from survey_mass.preprocess.batch import prepare_batch
 from survey_mass.preprocess.resample import GridSpec
 from survey_mass.runner import shard as shard_module
-from survey_mass.runner.shard import process_shard
 from survey_mass.sources.archive import open_fits_bytes
 from survey_mass.sources.base import Cutout, CutoutError, CutoutFailure, Target, cutouts_one_by_one
 from survey_mass.spec.job import parse_job_spec
 from survey_mass.spec.universe import UniverseSpec
 from survey_mass.targets.plan import plan_shards
-from survey_mass.zoo.registry import SHIPPED_ZOO, resolve_models
+from survey_mass.zoo.registry import SHIPPED_ZOO
 
 from support.archives import fits_bytes
+from support.shards import weigh_in_process
 
 SPEC = UniverseSpec(seed=11)
 
@@ -141,17 +140,7 @@ mock = {{ seed = 11 }}
 url = "{out}"
 """)
     monkeypatch.setattr(shard_module, "build_source", lambda spec: ArchiveLikeSource(spoilers))
-    models = resolve_models(spec.models, spec.instruments)
-    for shard in plan_shards(spec)[1]:
-        process_shard(spec, shard, models, "test")
-    tables = []
-    for table in ("masses/dataset", "quarantine"):
-        folder = out / table
-        df = (
-            ds.dataset(folder, format="parquet").to_table().to_pandas() if folder.exists() else None
-        )
-        tables.append(df)
-    return tables[0], tables[1]
+    return weigh_in_process(spec, "test")
 
 
 def test_every_kind_of_bad_input_is_quarantined_with_its_reason_and_no_other_row_is_lost(

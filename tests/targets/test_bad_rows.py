@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pyarrow.dataset as ds
 import pytest
 from astropy.io import fits
 
 from survey_mass.mock.source import MockSource
 from survey_mass.mock.universe import base_pixel_clusters
 from survey_mass.preprocess.xray import preprocess_xray
-from survey_mass.runner.shard import process_shard
 from survey_mass.sources.base import Cutout, Target
 from survey_mass.spec.job import parse_job_spec
 from survey_mass.spec.universe import UniverseSpec
-from survey_mass.targets.plan import plan_shards
-from survey_mass.zoo.registry import resolve_models
+
+from support.shards import weigh_in_process
 
 SPEC = UniverseSpec(seed=11)
 
@@ -66,14 +64,7 @@ mock = {{ seed = 11 }}
 [output]
 url = "{tmp_path / "out"}"
 """)
-    order, shards = plan_shards(spec)
-    models = resolve_models(spec.models, spec.instruments)
-    for shard in shards:
-        process_shard(spec, shard, models, "testhash")
-    cat = (
-        ds.dataset(tmp_path / "out" / "masses" / "dataset", format="parquet").to_table().to_pandas()
-    )
-    q = ds.dataset(tmp_path / "out" / "quarantine", format="parquet").to_table().to_pandas()
+    cat, q = weigh_in_process(spec)
     assert sorted(cat["target_id"]) == sorted(good["id"])
     reasons = dict(zip(q["target_id"], q["reason"], strict=True))
     assert reasons == {
