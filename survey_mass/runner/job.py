@@ -7,9 +7,12 @@ trusted), submits the rest, and writes the metadata last.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -32,6 +35,8 @@ from survey_mass.zoo.registry import ModelSet, resolve_models
 
 #: shards in flight: at least this many, or this many per worker thread (workers may join late)
 MIN_IN_FLIGHT, IN_FLIGHT_PER_THREAD = 8, 4
+#: how often the window looks for finished shards (and for Ctrl-C) when none is ready [s]
+POLL_S = 0.1
 
 
 @dataclass
@@ -112,10 +117,13 @@ def plan_job(spec: JobSpec, models: ModelSet, lease: Lease) -> JobPlan | None:
     return JobPlan(spec, layout, models, jhash, order, shards, done, lease, repaired)
 
 
-def run_window(client, submit: Callable, shards: Iterable[Shard], on_done: Callable) -> list:
+def run_window(
+    client, submit: Callable, shards: Iterable[Shard], on_done: Callable, stop=None
+) -> list:
     """Run ``submit(shard)`` futures with a bounded window in flight, topped up as they finish:
     the scheduler and this client hold a few tasks per worker thread, not one per shard of the
-    footprint. ``on_done(result)`` sees each finished shard; failures are returned."""
+    footprint. ``on_done(result)`` sees each finished shard; failures are returned. ``stop`` (an
+    Event, set by Ctrl-C) is looked at between batches: KeyboardInterrupt then, never mid-call."""
     from distributed import as_completed
 
     waiting, running = iter(shards), as_completed()
@@ -132,15 +140,35 @@ def run_window(client, submit: Callable, shards: Iterable[Shard], on_done: Calla
 
     errors = []
     top_up()
-    for future in running:
-        in_flight -= 1
-        if future.status == "error":
-            errors.append((future.key, future.exception()))
-        else:
-            on_done(future.result())
-        future.release()
+    while not running.is_empty():
+        if stop is not None and stop.is_set():
+            raise KeyboardInterrupt
+        batch = running.next_batch(block=False)
+        if not batch:
+            time.sleep(POLL_S)
+        for future in batch:
+            in_flight -= 1
+            if future.status == "error":
+                errors.append((future.key, future.exception()))
+            else:
+                on_done(future.result())
+            future.release()
         top_up()
     return errors
+
+
+@contextlib.contextmanager
+def ctrl_c_sets(stop: threading.Event):
+    """Ctrl-C sets ``stop`` instead of raising inside whatever Dask call is running (which can
+    leave the client's event loop logging tracebacks); only in the main thread, as signals are."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _register_models(client, plan: JobPlan) -> None:
@@ -181,8 +209,10 @@ def run_shards(plan: JobPlan, client, progress: bool = True) -> None:
         plan.done[marker["pixel"]] = marker
         bar.update(1)
 
+    stop = threading.Event()
     try:
-        errors = run_window(client, submit, plan.todo, on_done)
+        with ctrl_c_sets(stop):
+            errors = run_window(client, submit, plan.todo, on_done, stop)
     except KeyboardInterrupt:
         raise JobInterrupted(
             f"interrupted after {len(plan.done)}/{len(plan.shards)} shards; "
