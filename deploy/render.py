@@ -5,11 +5,13 @@ of ``deploy/`` (``python deploy/render.py`` rewrites them, and a test checks tha
 files are what this script renders). A repository script, not part of the package: it needs only
 PyYAML (the ``deploy`` extra). Every variant runs the same command,
 
-    survey-mass run JOB --cluster KIND --output ROOT/YYYY-MM-DD
+    survey-mass run JOB --cluster KIND --output ROOT --update --json --no-dashboard
 
-so a run that dies is retried into the same dated catalog and resumes from its done shards, and
-two runs never overlap (Slurm dependency on the job name, CronJob ``concurrencyPolicy: Forbid``,
-systemd ``Type=oneshot``, ``flock`` under cron).
+into one output whose catalog versions grow night by night: a night whose targets or models
+changed writes a new version (weighing only what changed), a night without changes finds the
+catalog complete, and a run that dies is retried and resumes its unfinished version. The output's
+lease refuses a second writer, and the schedulers never start two runs (Slurm dependency on the
+job name, CronJob ``concurrencyPolicy: Forbid``, systemd ``Type=oneshot``, ``flock`` under cron).
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ import yaml
 DEPLOY_DIR = Path(__file__).resolve().parent
 #: the job spec mounted into Kubernetes pods (the ConfigMap also holds the Dask config)
 K8S_CONFIG_DIR = "/etc/survey-mass"
-DATE = "$(date -u +%F)"
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,8 @@ class Deployment:
     """What a nightly run needs: the job, the image or install, resources and the schedule."""
 
     job: str = "deploy/nightly.toml"
-    output_root: str = "s3://survey-mass-catalogs/nightly"
+    #: the job's output: its catalog versions (v1, v2, ...) and the pointer to the current one
+    output: str = "s3://survey-mass-catalogs/nightly"
     image: str = "registry.example.org/survey-mass:0.1.0"
     install_dir: str = "/opt/survey-mass"
     #: cron schedule (UTC) of the nightly run
@@ -56,7 +58,7 @@ class Deployment:
     def command(self, cluster: str, job: str | None = None) -> str:
         return (
             f"survey-mass run {job or self.job} --cluster {cluster} "
-            f'--output "{self.output_root}/{DATE}" --json --no-dashboard'
+            f'--output "{self.output}" --update --json --no-dashboard'
         )
 
 
@@ -97,8 +99,8 @@ def slurm_driver_script(d: Deployment) -> str:
 # The nightly driver: plans the shards and submits cluster.n_workers GPU worker jobs through
 # dask-jobqueue (deploy/slurm/jobqueue.yaml). Submit it from cron or scrontab:
 #   sbatch deploy/slurm/{d.name}.sbatch
-# A rerun on the same day resumes that day's catalog; --dependency=singleton keeps runs from
-# overlapping.
+# Each night updates the one output (a new catalog version when targets or models changed); a
+# requeued run resumes its version; --dependency=singleton keeps runs from overlapping.
 #SBATCH --job-name={d.name}
 {account}#SBATCH --time=12:00:00
 #SBATCH --cpus-per-task=2
@@ -297,7 +299,7 @@ def k8s_cronjob(d: Deployment) -> dict:
             "failedJobsHistoryLimit": 5,
             "jobTemplate": {
                 "spec": {
-                    "backoffLimit": 3,  # each retry resumes the same dated catalog
+                    "backoffLimit": 3,  # each retry resumes the unfinished version
                     "activeDeadlineSeconds": 12 * 3600,
                     "template": {
                         "spec": {

@@ -33,7 +33,7 @@ from astropy.io.votable.tree import CooSys, Info, Resource, TableElement, VOTabl
 from astropy.table import Column, MaskedColumn, QTable, Table
 from astropy.utils.exceptions import AstropyUserWarning
 
-from survey_mass.catalog.paths import CatalogLayout
+from survey_mass.catalog.paths import CatalogLayout, resolve
 from survey_mass.catalog.query import catalog_schema_of, query
 from survey_mass.errors import UserError
 
@@ -167,6 +167,7 @@ def export(url: str, dest: str, sql: str = "SELECT * FROM catalog") -> Path:
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise UserError(f"export to {dest!r}: use a file name ending in {', '.join(FORMATS)}")
+    url = resolve(url)
     table = to_table(query(url, sql), url)
     if fmt == "fits":
         _write_fits(table, path)

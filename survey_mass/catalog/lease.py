@@ -1,6 +1,6 @@
 """An exclusive lease on a catalog's output: one run writes it at a time.
 
-``ROOT/_lease.json`` names the holder (run id, host, pid, start time) and carries a heartbeat the
+``OUT/_lease.json`` (the job's output, above its versions) names the holder (run id, host, pid, start time) and carries a heartbeat the
 holder refreshes. A second run refuses, naming the holder, or waits for it. A lease is stale when
 its holder is a dead process on this host, or its heartbeat is older than ``ttl_s`` (another host,
 or object storage where no pid can be checked); a stale lease is taken over by renaming it away
@@ -71,7 +71,7 @@ class Lease:
     def _create(self) -> bool:
         """Write the lease if none exists; True if this run now holds it."""
         fs, path = self.layout.fs, self.layout.lease
-        fs.makedirs(self.layout.root, exist_ok=True)
+        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
         data = json.dumps(self._record()).encode()
         if fs.protocol in ("file", "local") or "file" in fs.protocol:
             try:
@@ -107,7 +107,7 @@ class Lease:
                 return self
             if not wait:
                 raise LeaseHeldError(
-                    f"{self.layout.url} is being written by run {holder.get('run_id')} "
+                    f"{self.layout.output} is being written by run {holder.get('run_id')} "
                     f"(host {holder.get('host')}, pid {holder.get('pid')}, started "
                     f"{holder.get('started')}); wait for it (survey-mass run --wait) or use "
                     "another output.url"

@@ -1,6 +1,12 @@
 """On-disk layout of a job's output, on any fsspec filesystem: the one home of its paths.
 
-The output is a HATS collection: the mass catalog is a HATS object catalog that hats, lsdb,
+A job's output holds catalog versions, ``OUT/v1``, ``OUT/v2``, ... (a new one for each change of
+inputs, spec or models; ``catalog.versions``). ``OUT/collection.properties`` names the current
+version's catalog (``hats_primary_table_url = v2/masses``): hats and lsdb open ``OUT`` and get it,
+and :class:`CatalogLayout` resolves ``OUT`` to it once, so a reader sees one version whole.
+``OUT/_lease.json`` names the run writing the output now (host, pid).
+
+Each version ROOT is a HATS collection: the mass catalog is a HATS object catalog that hats, lsdb,
 DuckDB and pyarrow read as they read any HATS catalog, with a margin catalog beside it; the
 quarantine and the run's bookkeeping sit outside both, where no dataset glob meets them.
 
@@ -14,8 +20,8 @@ quarantine and the run's bookkeeping sit outside both, where no dataset glob mee
     ROOT/quarantine/unplaced.parquet                  inputs with no valid position (no shard)
     ROOT/_done/Npix=P.json                            shard P finished: its files' rows, bytes, sha256
     ROOT/_manifest.json                               every shard's files and the totals (integrity)
-    ROOT/provenance.json                              job spec, code version, model hashes
-    ROOT/_lease.json                                  the run writing the output now (host, pid)
+    ROOT/provenance.json                              job spec, inputs, models, parent version
+    ROOT/_identity.json                               what the version is of (written first)
     ROOT/_logs/run-RUN.log                            full tracebacks of a run's failed shards
 
 A shard (a unit of work, a HEALPix pixel) writes one or more partitions inside its pixel, or none
@@ -38,6 +44,7 @@ UNPLACED = -1
 CATALOG, QUARANTINE = "masses/dataset", "quarantine"
 MASSES, MARGIN = "masses", "masses_margin"
 _PARTITION = re.compile(r"Norder=(\d+)/Dir=\d+/Npix=(\d+)\.parquet$")
+_PRIMARY = re.compile(r"^hats_primary_table_url\s*=\s*(\S+)\s*$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -55,9 +62,41 @@ def parse_partition_path(path: str) -> tuple[int, int] | None:
     return (int(found.group(1)), int(found.group(2))) if found else None
 
 
+def current_version(url: str) -> str | None:
+    """The version ``OUT/collection.properties`` names (``v2`` for ``v2/masses``); None when
+    ``url`` is itself one version's folder, or holds no finished version yet."""
+    fs, root = fsspec.core.url_to_fs(url)
+    try:
+        text = fs.cat_file(f"{root.rstrip('/')}/collection.properties").decode()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    found = _PRIMARY.search(text)
+    if found is None or "/" not in found.group(1):
+        return None
+    return found.group(1).rsplit("/", 1)[0]
+
+
+def resolve(url: str) -> str:
+    """The folder of ``url``'s current version (``url`` itself for one version's folder): a
+    reader resolves once and reads that, so a switch to a newer version never mixes the two."""
+    return CatalogLayout(str(url)).url
+
+
 @dataclass(frozen=True)
 class CatalogLayout:
+    """One catalog version's files. ``CatalogLayout(OUT)`` is OUT's current version (resolved
+    once, here); ``output`` is the job's output folder, where the lease lives."""
+
     url: str
+    output: str = ""
+
+    def __post_init__(self):
+        if self.output:
+            return
+        object.__setattr__(self, "output", self.url)
+        version = current_version(self.url)
+        if version is not None:
+            object.__setattr__(self, "url", f"{self.url.rstrip('/')}/{version}")
 
     @property
     def fs(self) -> fsspec.AbstractFileSystem:
@@ -142,7 +181,11 @@ class CatalogLayout:
 
     @property
     def lease(self) -> str:
-        return f"{self.root}/_lease.json"
+        return f"{fsspec.core.url_to_fs(self.output)[1].rstrip('/')}/_lease.json"
+
+    @property
+    def identity(self) -> str:
+        return f"{self.root}/_identity.json"
 
     def run_log(self, run_id: str) -> str:
         return f"{self.root}/_logs/run-{run_id}.log"

@@ -19,7 +19,7 @@ from astropy import units as u
 from pydantic import ValidationError
 
 from survey_mass.catalog.integrity import require_intact
-from survey_mass.catalog.paths import CATALOG, CatalogLayout
+from survey_mass.catalog.paths import CATALOG, CatalogLayout, resolve
 from survey_mass.catalog.schema import quarantine_schema
 from survey_mass.errors import UserError
 from survey_mass.pixel_math import healpix
@@ -47,6 +47,7 @@ def _empty(con: duckdb.DuckDBPyConnection, view: str, schema: pa.Schema) -> None
 
 def connect(url: str) -> duckdb.DuckDBPyConnection:
     """A locked-down DuckDB connection with views ``catalog`` and ``quarantine``."""
+    url = resolve(url)
     root = _local_root(url)
     con = duckdb.connect(":memory:")
     con.execute(f"SET allowed_directories=['{root}/']")
@@ -100,6 +101,7 @@ def cone_search(url: str, ra: float, dec: float, radius_deg: float) -> ConeResul
             f"--cone {ra} {dec} {radius_deg}: not a cone ({problems}); give RA DEC RADIUS in "
             "degrees with -90 <= DEC <= 90 and 0 < RADIUS <= 180"
         ) from None
+    url = resolve(url)
     layout = CatalogLayout(url)
     fs = layout.fs
     require_intact(url)

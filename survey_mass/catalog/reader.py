@@ -9,12 +9,13 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from survey_mass.catalog.integrity import require_intact
-from survey_mass.catalog.paths import CATALOG, CatalogLayout, Partition
+from survey_mass.catalog.paths import CATALOG, CatalogLayout, Partition, resolve
 from survey_mass.errors import UserError
 
 
 def list_partitions(catalog: str) -> list[Partition]:
-    """Every partition file of the finished, intact catalog at ``catalog`` (path or fsspec URL)."""
+    """Every partition file of the finished, intact catalog at ``catalog`` (path or fsspec URL):
+    give it the resolved folder (``paths.resolve``) when the partitions are read afterwards."""
     layout = CatalogLayout(str(catalog))
     if not layout.fs.exists(layout.metadata) and not layout.partitions(CATALOG):
         raise UserError(
@@ -47,7 +48,8 @@ def read_partitions(
 
 
 def read_mass_catalog(catalog: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """The whole catalog (partitions in (order, pixel) order)."""
+    """The whole catalog (partitions in (order, pixel) order) of its current version."""
+    catalog = resolve(catalog)
     return read_partitions(catalog, list_partitions(catalog), columns)
 
 
@@ -55,6 +57,7 @@ def iter_partitions(
     catalog: str, columns: Sequence[str] | None = None
 ) -> Iterator[tuple[int, int, pd.DataFrame]]:
     """``(order, pixel, rows)`` per partition, loading one partition at a time."""
+    catalog = resolve(catalog)
     for part in list_partitions(catalog):
         yield part.order, part.pixel, read_partitions(catalog, [part], columns)
 

@@ -84,8 +84,10 @@ def write_shard(
     job_hash: str,
     run_id: str = "run",
     max_rows: int = 100_000,
+    extra: dict | None = None,
 ) -> dict:
-    """Write one shard's catalog partitions and quarantine part, then its done marker.
+    """Write one shard's catalog partitions and quarantine part, then its done marker (with
+    ``extra`` fields: what the shard's inputs were and how much of it was weighed anew).
 
     The shard's rows go to partitions inside its pixel, split until each holds at most
     ``max_rows`` rows; a shard without targets writes no file, only its marker.
@@ -111,6 +113,7 @@ def write_shard(
         "quarantined": int(len(quarantine)),
         "job_hash": job_hash,
         "files": files,
+        **(extra or {}),
     }
     write_bytes(layout, layout.done_marker(pixel), json.dumps(marker).encode(), run_id)
     return marker

@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
             progress=not (args.quiet or args.json),
             wait=args.wait,
             confirm=confirm_large(args.yes),
+            update=args.update,
         )
     except (KeyboardInterrupt, JobInterrupted) as err:
         message = str(err) or "interrupted; re-run the same command to resume"
@@ -139,5 +140,11 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--yes", action="store_true", help="run a job above its confirm_above_shards size"
+    )
+    p.add_argument(
+        "--update",
+        action="store_true",
+        help="if the inputs, spec or models changed: write a new catalog version, weighing only "
+        "new or changed targets (default: refuse, saying what changed)",
     )
     p.set_defaults(func=run)

@@ -1,8 +1,9 @@
 """A job on Dask: plan the shards, keep a bounded window of them in flight, finalize the catalog.
 
 ``process_shard`` (``runner.shard``) is the per-shard work; this module is the thin wiring that
-holds the output's lease, checks what earlier runs left (a damaged shard is recomputed, never
-trusted), submits the rest, and writes the metadata last.
+holds the output's lease, picks the catalog version to write (``runner.versioning``), checks what
+earlier runs left (a damaged shard is recomputed, never trusted), submits the rest, writes the
+metadata last and then switches the output to the new version.
 """
 
 from __future__ import annotations
@@ -23,14 +24,17 @@ from tqdm.auto import tqdm
 from survey_mass.catalog.integrity import damaged_markers, verify
 from survey_mass.catalog.lease import Lease, hold_lease
 from survey_mass.catalog.margin import build_margin
-from survey_mass.catalog.paths import CatalogLayout
-from survey_mass.catalog.writer import done_shards, finalize, is_complete
+from survey_mass.catalog.paths import CatalogLayout, current_version
+from survey_mass.catalog.versions import commit_version
+from survey_mass.catalog.writer import done_shards, finalize, is_complete, read_markers
 from survey_mass.errors import UserError
-from survey_mass.runner.provenance import job_hash, provenance
-from survey_mass.runner.shard import process_shard
+from survey_mass.runner.provenance import identity_record, job_hash, provenance
+from survey_mass.runner.shard import ParentShard, process_shard
 from survey_mass.runner.summary import RunSummary, quarantine_reasons
+from survey_mass.runner.versioning import VersionChoice, choose_version, current
 from survey_mass.spec.job import JobSpec
 from survey_mass.targets import Shard, plan_shards
+from survey_mass.targets.fingerprint import input_fingerprint
 from survey_mass.zoo.registry import ModelSet, resolve_models
 
 #: shards in flight: at least this many, or this many per worker thread (workers may join late)
@@ -44,7 +48,7 @@ class JobPlan:
     """Everything a run decides before any worker starts."""
 
     spec: JobSpec
-    layout: CatalogLayout
+    version: VersionChoice
     models: ModelSet
     job_hash: str
     order: int
@@ -52,10 +56,25 @@ class JobPlan:
     done: dict[int, dict]  # pixel -> done marker, of this job's identity
     lease: Lease
     repaired: list[int]  # shards whose files were damaged: recomputed by this run
+    parent_markers: dict[int, dict]  # the parent version's shards, for an update
+
+    @property
+    def layout(self) -> CatalogLayout:
+        return self.version.layout
 
     @property
     def todo(self) -> list[Shard]:
         return [s for s in self.shards if s.pixel not in self.done]
+
+    def parent_of(self, shard: Shard) -> ParentShard | None:
+        """The parent version's shard if the same recipe made it (then its rows are reusable)."""
+        marker = self.parent_markers.get(shard.pixel)
+        if marker is None or marker.get("job_hash") != self.job_hash:
+            return None
+        if marker.get("order") != shard.order:
+            return None
+        carry = marker.get("inputs") == shard.digest
+        return ParentShard(self.version.parent.url, marker, carry)
 
 
 #: thread-seconds per target and instrument in steady state (benchmarks/RESULTS.md, 2 CPU cores)
@@ -106,15 +125,26 @@ def _resumable(layout: CatalogLayout, jhash: str) -> tuple[dict[int, dict], list
     return done, sorted(damaged)
 
 
-def plan_job(spec: JobSpec, models: ModelSet, lease: Lease) -> JobPlan | None:
-    """The run's plan; None when the catalog is already complete and intact."""
-    layout = CatalogLayout(spec.output.url)
+def plan_job(spec: JobSpec, models: ModelSet, lease: Lease, update: bool = False) -> JobPlan | None:
+    """The run's plan; None when the current version is of these very inputs, complete and
+    intact. ``update`` lets a changed job write a new version (see ``runner.versioning``)."""
+    versions, latest = current(spec.output.url)
+    order, shards = plan_shards(spec, latest.identity.get("order") if latest else None)
     jhash = job_hash(spec, models)
-    done, repaired = _resumable(layout, jhash)
-    if is_complete(layout):
+    record = identity_record(spec, models, jhash, input_fingerprint(spec, shards), order, None)
+    version = choose_version(
+        spec.output.url, record, update or spec.mode == "update", lease.run_id, versions, latest
+    )
+    done, repaired = _resumable(version.layout, jhash)
+    if is_complete(version.layout):
+        if current_version(spec.output.url) != version.name:
+            commit_version(version.layout, lease.run_id)  # finished, not yet switched to
         return None
-    order, shards = plan_shards(spec)
-    return JobPlan(spec, layout, models, jhash, order, shards, done, lease, repaired)
+    parent = version.parent
+    parent_markers = read_markers(parent) if parent is not None else {}
+    return JobPlan(
+        spec, version, models, jhash, order, shards, done, lease, repaired, parent_markers
+    )
 
 
 def run_window(
@@ -196,6 +226,8 @@ def run_shards(plan: JobPlan, client, progress: bool = True) -> None:
             plan.models,
             plan.job_hash,
             plan.lease.run_id,
+            plan.layout.url,
+            plan.parent_of(shard),
             key=f"shard-{shard.order}-{shard.pixel}-{plan.job_hash}",
             retries=2,
             pure=False,
@@ -247,7 +279,9 @@ def failure_report(plan: JobPlan, errors: list) -> str:
 
 def finalize_job(plan: JobPlan, summary: RunSummary, client) -> None:
     """Metadata last: provenance, HATS files, the margin cache and ``_metadata``; the counts."""
-    record = provenance(plan.spec, plan.models, plan.job_hash, plan.order, len(plan.shards))
+    record = provenance(
+        plan.spec, plan.models, plan.version.record, plan.version.name, len(plan.shards)
+    )
     has_rows = any(m["rows"] for m in plan.done.values())
     finalize(
         plan.layout,
@@ -261,8 +295,11 @@ def finalize_job(plan: JobPlan, summary: RunSummary, client) -> None:
         if has_rows
         else None,
     )
+    commit_version(plan.layout, plan.lease.run_id)
     summary.rows = sum(m["rows"] for m in plan.done.values())
     summary.quarantined = sum(m["quarantined"] for m in plan.done.values())
+    summary.weighed = sum(m.get("weighed", m["rows"]) for m in plan.done.values())
+    summary.carried = sum(bool(m.get("carried")) for m in plan.done.values())
     summary.reasons = quarantine_reasons(plan.layout)
 
 
@@ -272,20 +309,23 @@ def run_job(
     progress: bool = True,
     wait: bool = False,
     confirm: Callable[[JobPlan], None] | None = None,
+    update: bool = False,
 ) -> RunSummary:
     """Run (or resume) a job; ``client`` is a distributed Client, else the job's cluster is started.
 
     ``wait`` waits for another run holding the output instead of refusing; ``confirm(plan)`` may
-    refuse a plan (the CLI asks for ``--yes`` on large jobs) before any shard runs.
+    refuse a plan (the CLI asks for ``--yes`` on large jobs) before any shard runs; ``update``
+    writes a new catalog version when the job's inputs, spec or models changed.
     """
     start = time.perf_counter()
     summary = RunSummary(url=spec.output.url)
     models = resolve_models(spec.models, spec.instruments)  # refused before the output is touched
     with hold_lease(CatalogLayout(spec.output.url), wait) as lease:
-        plan = plan_job(spec, models, lease)
+        plan = plan_job(spec, models, lease, update)
         if plan is None:
             summary.already_complete = True
             layout = CatalogLayout(spec.output.url)
+            summary.version = layout.root.rsplit("/", 1)[-1]
             totals = json.loads(layout.fs.cat_file(layout.manifest))
             summary.rows, summary.quarantined = totals["rows"], totals["quarantined"]
             summary.shards = len(totals["shards"])
@@ -294,6 +334,7 @@ def run_job(
             confirm(plan)
         summary.shards, summary.shards_run = len(plan.shards), len(plan.todo)
         summary.repaired = len(plan.repaired)
+        summary.version, summary.parent = plan.version.name, plan.version.record.get("parent")
         from survey_mass.runner.dask_cluster import open_client
 
         with open_client(spec.cluster, client) as c:

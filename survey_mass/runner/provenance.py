@@ -1,4 +1,9 @@
-"""What a catalog records about how it was made, and the job identity that decides resume."""
+"""What a catalog records about how it was made, and the identities that decide resume and update.
+
+``job_hash`` is the recipe (spec and model bytes, not the targets): rows it made can be reused by
+any version of the same recipe. A version's ``identity`` adds the input fingerprint: a version is
+complete for a job only when both match.
+"""
 
 from __future__ import annotations
 
@@ -27,34 +32,60 @@ class Provenance(BaseModel):
     combination: str  # the joint entry's version, or "inverse-variance"
     order: int
     shards: int
+    version: str  # this catalog version's folder name
+    parent: str | None  # the version it was updated from
+    inputs: dict  # the input fingerprint (targets.fingerprint)
+    identity: str
+
+
+#: spec keys that change where or how a job runs, not what it writes
+NOT_RECIPE = ("cluster", "output", "batch_size", "confirm_above_shards", "report", "mode")
+
+
+def recipe(spec: JobSpec) -> dict:
+    """The spec minus where it runs and minus its targets (those are the version's inputs)."""
+    return spec.model_dump(mode="json", exclude={*NOT_RECIPE, "targets"})
 
 
 def job_hash(spec: JobSpec, models: ModelSet) -> str:
-    """What makes two runs write the same catalog: the job minus where it runs, and the model bytes."""
-    relevant = spec.model_dump(
-        mode="json",
-        exclude={
-            "cluster": True,
-            "output": True,
-            "batch_size": True,
-            "confirm_above_shards": True,
-            "report": True,
-        },
-    )
-    blob = json.dumps({"spec": relevant, "models": models.fingerprint()}, sort_keys=True)
+    """What makes two runs weigh a target alike: the recipe and the model bytes."""
+    blob = json.dumps({"spec": recipe(spec), "models": models.fingerprint()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def provenance(spec: JobSpec, models: ModelSet, jhash: str, order: int, shards: int) -> Provenance:
+def identity(jhash: str, inputs: dict) -> str:
+    """A catalog version's identity: its recipe and its inputs."""
+    blob = json.dumps({"job_hash": jhash, "inputs": inputs}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def identity_record(spec: JobSpec, models: ModelSet, jhash: str, inputs: dict, order: int, parent):
+    """``_identity.json`` of a version: enough to say later what changed since it."""
+    return {
+        "identity": identity(jhash, inputs),
+        "job_hash": jhash,
+        "spec": recipe(spec),
+        "models": models.fingerprint(),
+        "inputs": inputs,
+        "order": order,
+        "parent": parent,
+    }
+
+
+def provenance(spec: JobSpec, models: ModelSet, record: dict, version: str, shards: int):
     return Provenance(
         job=spec.model_dump(mode="json"),
-        job_hash=jhash,
+        job_hash=record["job_hash"],
         code_version=__version__,
         models={
             kind: ModelRecord(path=e.path, members=e.member_sha256)
             for kind, e in models.entries.items()
         },
         combination=models.combination,
-        order=order,
+        order=record["order"],
         shards=shards,
+        version=version,
+        parent=record["parent"],
+        inputs=record["inputs"],
+        identity=record["identity"],
     )

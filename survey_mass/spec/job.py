@@ -172,6 +172,11 @@ class JobSpec(StrictModel):
         1000, ge=1, description="a job of more shards states its size and needs `run --yes`"
     )
     device: Literal["auto", "cpu", "gpu"] = "auto"
+    mode: Literal["run", "update"] = Field(
+        "run",
+        description="update: when inputs, spec or models changed, write a new catalog version "
+        "weighing only new or changed targets (as `run --update`); run: refuse such a re-run",
+    )
     targets: TargetsSpec
     source: SourceSpec = Field(default_factory=SourceSpec)
     models: ModelsSpec = Field(default_factory=ModelsSpec)

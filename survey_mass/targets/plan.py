@@ -26,6 +26,7 @@ class Shard:
     order: int
     pixel: int
     rows: pd.DataFrame | None = None
+    digest: str = ""  # of its input rows (targets.fingerprint): decides what an update redoes
 
 
 def shard_order(spec: JobSpec, n_targets: int | None = None) -> int:
@@ -38,15 +39,21 @@ def shard_order(spec: JobSpec, n_targets: int | None = None) -> int:
     return auto_order(SKY_DEG2, max(n_targets or 1, 1) / SKY_DEG2)
 
 
-def plan_shards(spec: JobSpec) -> tuple[int, list[Shard]]:
-    """The job's shards, in pixel order."""
+def plan_shards(spec: JobSpec, order: int | None = None) -> tuple[int, list[Shard]]:
+    """The job's shards, in pixel order, each with its input digest. ``order`` (an update keeps
+    its parent version's, so unchanged shards stay the same pixels) overrides the automatic one."""
+    from survey_mass.targets.fingerprint import shard_digest
+
+    if spec.targets.shard_order is not None:
+        order = spec.targets.shard_order
     if spec.targets.catalog is None:
-        order = shard_order(spec)
+        order = shard_order(spec) if order is None else order
+        pixels = footprint_pixels(spec.targets.footprint, order)
         return order, [
-            Shard(order, int(p)) for p in footprint_pixels(spec.targets.footprint, order)
+            Shard(order, int(p), None, shard_digest(spec, order, p, None)) for p in pixels
         ]
     rows = check_rows(read_catalog(spec), spec)
-    order = shard_order(spec, len(rows))
+    order = shard_order(spec, len(rows)) if order is None else order
     placed = rows["reject"].ne("invalid_coordinates")
     pix = np.full(len(rows), UNPLACED, dtype=np.int64)
     if placed.any():
@@ -54,8 +61,8 @@ def plan_shards(spec: JobSpec) -> tuple[int, list[Shard]]:
             rows.loc[placed, "ra"].to_numpy(), rows.loc[placed, "dec"].to_numpy(), order
         )
     rows["_pixel"] = pix
-    shards = [
-        Shard(order, int(p), g.drop(columns="_pixel").reset_index(drop=True))
-        for p, g in rows.groupby("_pixel", sort=True)
-    ]
+    shards = []
+    for p, group in rows.groupby("_pixel", sort=True):
+        group = group.drop(columns="_pixel").reset_index(drop=True)
+        shards.append(Shard(order, int(p), group, shard_digest(spec, order, int(p), group)))
     return order, shards

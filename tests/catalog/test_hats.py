@@ -20,20 +20,21 @@ hats = pytest.importorskip("hats")
 lsdb = pytest.importorskip("lsdb")
 from hats.io.validation import is_valid_catalog  # noqa: E402
 
+from support.layout import current_root  # noqa: E402
 from support.mass_catalog_factory import write_mass_catalog  # noqa: E402
 
 
 def test_the_output_passes_hats_strict_validation_as_a_collection_and_as_a_catalog(mock_catalog):
     _, root, _ = mock_catalog
     assert is_valid_catalog(root, strict=True)  # collection: the masses and their margin
-    assert is_valid_catalog(root / MASSES, strict=True)
-    assert is_valid_catalog(root / MARGIN, strict=True)
-    properties = hats.read_hats(root / MASSES).catalog_info
+    assert is_valid_catalog(current_root(root) / MASSES, strict=True)
+    assert is_valid_catalog(current_root(root) / MARGIN, strict=True)
+    properties = hats.read_hats(current_root(root) / MASSES).catalog_info
     assert properties.ra_column == "ra" and properties.healpix_column == "_healpix_29"
     assert properties.total_rows == len(query(str(root), "SELECT * FROM catalog"))
     assert "survey-mass" in properties.hats_builder
-    assert (root / MASSES / "skymap.fits").exists()
-    assert hats.read_hats(root / MARGIN).catalog_info.margin_threshold >= 300.0
+    assert (current_root(root) / MASSES / "skymap.fits").exists()
+    assert hats.read_hats(current_root(root) / MARGIN).catalog_info.margin_threshold >= 300.0
 
 
 def test_lsdb_opens_the_output_with_the_rows_and_values_survey_mass_query_gives(mock_catalog):
@@ -51,12 +52,15 @@ def test_lsdb_opens_the_output_with_the_rows_and_values_survey_mass_query_gives(
 
 def test_the_dataset_globs_cleanly_with_no_quarantine_row_and_no_empty_partition(mock_catalog):
     _, root, summary = mock_catalog
-    glob = f"{root}/{MASSES}/dataset/**/*.parquet"
+    glob = f"{current_root(root)}/{MASSES}/dataset/**/*.parquet"
     assert duckdb.sql(f"SELECT count(*) FROM read_parquet('{glob}')").fetchall() == [
         (summary.rows,)
     ]
-    assert ds.dataset(root / MASSES / "dataset", format="parquet").count_rows() == summary.rows
-    files = list((root / MASSES / "dataset").rglob("Npix=*.parquet"))
+    assert (
+        ds.dataset(current_root(root) / MASSES / "dataset", format="parquet").count_rows()
+        == summary.rows
+    )
+    files = list((current_root(root) / MASSES / "dataset").rglob("Npix=*.parquet"))
     assert files and all(pq.read_metadata(f).num_rows > 0 for f in files)
     columns = duckdb.sql(f"SELECT * FROM read_parquet('{glob}') LIMIT 0").columns
     assert "reason" not in columns  # quarantine rows live elsewhere
@@ -79,7 +83,7 @@ url = "{tmp_path / "out"}"
 partition_rows = 10
 """)
     summary = run_job(spec, client=dask_client, progress=False)
-    info = pd.read_csv(tmp_path / "out" / MASSES / "partition_info.csv")
+    info = pd.read_csv(current_root(tmp_path / "out") / MASSES / "partition_info.csv")
     assert (info["Norder"] > 3).any()  # deeper than the shards where they were crowded
     counts = [
         pq.read_metadata(f).num_rows

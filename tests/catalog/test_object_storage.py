@@ -94,7 +94,7 @@ url = "s3://survey-mass-test/out"
 
             url = "s3://survey-mass-test/out"
             lsdb_rows = len(lsdb.open_catalog(UPath(url, anon=False)).compute())
-    assert fs.exists(f"survey-mass-test/out/{MASSES}/dataset/_metadata")
+    assert fs.exists(f"survey-mass-test/out/v1/{MASSES}/dataset/_metadata")  # the first version
     assert verify(url, deep=True).ok
     assert len(open_catalog(url)) == summary.rows
     cone = cone_search(url, 210.0, -5.0, 0.3)

@@ -9,6 +9,8 @@ from survey_mass.cli import main
 from survey_mass.errors import UserError
 from survey_mass.spec.footprint import ConeFootprint
 
+from support.layout import current_root
+
 
 def test_sql_reads_the_catalog_and_the_quarantine(mock_catalog):
     _, root, summary = mock_catalog
@@ -49,7 +51,7 @@ def test_cone_search_matches_a_full_scan_and_reads_fewer_partitions(mock_catalog
     # hats itself says which partitions the cone touches: exactly those are read
     import hats
 
-    touched = hats.read_hats(root / "masses").filter_by_cone(ra, dec, radius * 3600)
+    touched = hats.read_hats(current_root(root) / "masses").filter_by_cone(ra, dec, radius * 3600)
     assert result.partitions_read == len(touched.get_healpix_pixels())
     far = cone_search(str(root), 30.0, 60.0, 0.5)
     assert far.partitions_read == 0 and len(far.rows) == 0

@@ -29,6 +29,7 @@ from survey_mass.runner.dask_cluster import make_cluster, slurm_worker_options
 from survey_mass.spec.job import ComputeSpec, load_job_spec, parse_job_spec
 
 from support.dask_cli import DaskCLICluster
+from support.layout import current_root
 
 
 def load_render_script():
@@ -56,11 +57,26 @@ def test_the_checked_in_files_are_what_the_generator_renders():
 
 
 @pytest.mark.parametrize("cluster", ["local", "local-cuda", "slurm", "kubernetes", "tcp://s:8786"])
-def test_the_nightly_job_takes_every_cluster_and_a_dated_output(cluster):
-    spec = apply_overrides(load_job_spec(NIGHTLY), cluster, "s3://catalogs/nightly/2026-01-31")
+def test_the_nightly_job_takes_every_cluster_and_its_output(cluster):
+    spec = apply_overrides(load_job_spec(NIGHTLY), cluster, "s3://catalogs/nightly")
     assert spec.cluster.kind == ("address" if "://" in cluster else cluster)
-    assert spec.output.url == "s3://catalogs/nightly/2026-01-31"
+    assert spec.output.url == "s3://catalogs/nightly"
     assert spec.targets.footprint.area_deg2() > 5000  # a full survey footprint
+
+
+def test_every_scheduled_run_updates_its_one_output():
+    """Each night updates the same output (a new version when something changed), as JSON."""
+    rendered = deploy_render.render(deploy_render.Deployment(), NIGHTLY.read_text())
+    runs = []
+    for text in rendered.values():
+        code = " ".join(
+            " ".join(line.split())
+            for line in text.splitlines()
+            if not line.lstrip().startswith("#")
+        )  # YAML folds long commands over lines
+        runs += re.findall(r"survey-mass run .*?--no-dashboard", code)
+    assert len(runs) >= 4
+    assert all("--update --json" in run and "$(date" not in run for run in runs)
 
 
 # --- Slurm ----------------------------------------------------------------------------------------
@@ -117,7 +133,9 @@ def test_the_slurm_driver_script_is_a_valid_batch_job():
     assert_valid_sbatch(script)
     assert "--dependency=singleton" in sbatch_directives(script)  # never two drivers at once
     assert "export DASK_CONFIG=/opt/survey-mass/deploy/slurm" in script
-    assert re.search(r"survey-mass run deploy/nightly.toml --cluster slurm --output \S+", script)
+    assert re.search(
+        r"survey-mass run deploy/nightly.toml --cluster slurm --output \S+ --update --json", script
+    )
 
 
 def test_the_gpu_worker_job_dask_jobqueue_submits():
@@ -316,7 +334,7 @@ def test_systemd_units_verify():
     calendar = re.search(r"^OnCalendar=(.+)$", timer, re.M).group(1)
     subprocess.run([analyze, "calendar", calendar], capture_output=True, check=True)
     service = (DEPLOY_DIR / "systemd" / "survey-mass-nightly.service").read_text()
-    assert "Type=oneshot" in service and "%%F" in service and "$$(date" in service
+    assert "Type=oneshot" in service and "--update --json" in service
 
 
 def test_the_crontab_fields_are_valid_and_runs_never_overlap():
@@ -366,8 +384,8 @@ url = "{tmp_path / "unused"}"
         cluster.close()
     assert code == 0, capsys.readouterr().err
     assert "targets weighed" in capsys.readouterr().out
-    assert ds.dataset(out / "masses" / "dataset", format="parquet").count_rows() > 0
-    assert (out / "masses" / "dataset" / "_metadata").exists() and not (
+    assert ds.dataset(current_root(out) / "masses" / "dataset", format="parquet").count_rows() > 0
+    assert (current_root(out) / "masses" / "dataset" / "_metadata").exists() and not (
         tmp_path / "unused"
     ).exists()
     assert len(workers) == 1

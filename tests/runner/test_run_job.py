@@ -20,9 +20,15 @@ from survey_mass.pixel_math import footprint_pixels
 from survey_mass.runner.job import run_job
 from survey_mass.targets.plan import shard_order
 
+from support.layout import current_root
+
 
 def read_catalog(root: Path) -> pd.DataFrame:
-    return ds.dataset(root / "masses" / "dataset", format="parquet").to_table().to_pandas()
+    return (
+        ds.dataset(current_root(root) / "masses" / "dataset", format="parquet")
+        .to_table()
+        .to_pandas()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -73,22 +79,25 @@ def test_predicted_masses_follow_the_mock_truth(finished):
 
 def test_catalog_reads_with_pyarrow_and_duckdb_with_units_and_provenance(finished):
     _, root, summary = finished
-    schema = pq.read_schema(root / "masses" / "dataset" / "_common_metadata")
+    schema = pq.read_schema(current_root(root) / "masses" / "dataset" / "_common_metadata")
     assert schema.field("ra").metadata[b"unit"] == b"deg"
     assert schema.field("logm500").metadata[b"unit"] == b"dex(solMass)"
     provenance = json.loads(schema.metadata[b"survey_mass.provenance"])
     assert provenance["job"]["name"] == "pipeline-test"
     assert len(provenance["models"]["xray"]["members"]) >= 3
     assert provenance["combination"].startswith("joint-v1@")  # the shipped joint model
-    assert pq.read_metadata(root / "masses" / "dataset" / "_metadata").num_rows == summary.rows
-    files = str(root / "masses" / "dataset" / "**" / "*.parquet")
+    assert (
+        pq.read_metadata(current_root(root) / "masses" / "dataset" / "_metadata").num_rows
+        == summary.rows
+    )
+    files = str(current_root(root) / "masses" / "dataset" / "**" / "*.parquet")
     n, mean = duckdb.sql(f"SELECT count(*), avg(logm500) FROM read_parquet('{files}')").fetchall()[
         0
     ]
     assert n == summary.rows and 13.5 < mean < 15.0
     # files are HEALPix partitions: every row lies in its file's pixel
     order = provenance["order"]
-    for part in (root / "masses" / "dataset").rglob("Npix=*.parquet"):
+    for part in (current_root(root) / "masses" / "dataset").rglob("Npix=*.parquet"):
         pixel = int(part.stem.split("=")[1])
         index = pq.read_table(part, columns=["_healpix_29"]).column(0).to_numpy()
         assert (index >> 2 * (29 - order) == pixel).all()
@@ -110,16 +119,18 @@ def test_an_interrupted_job_resumes_only_missing_shards_to_the_same_catalog(
     shutil.copytree(root, copy)
     # interrupted: the killed run (id "abc", a dead pid) still holds the lease, two shards never
     # finished (no marker, its temp files), no metadata yet
-    (copy / "masses" / "dataset" / "_metadata").unlink()
+    (current_root(copy) / "masses" / "dataset" / "_metadata").unlink()
     dead = {"run_id": "abc", "host": socket.gethostname(), "pid": 2**22 + 1, "heartbeat": 0}
     (copy / "_lease.json").write_text(json.dumps(dead))
     markers = [  # two shards that hold targets (a shard without any writes no partition)
-        m for m in sorted((copy / "_done").glob("Npix=*.json")) if json.loads(m.read_text())["rows"]
+        m
+        for m in sorted((current_root(copy) / "_done").glob("Npix=*.json"))
+        if json.loads(m.read_text())["rows"]
     ][:2]
     for marker in markers:
         pixel = int(marker.stem.split("=")[1])
         marker.unlink()
-        part = next((copy / "masses" / "dataset").rglob(f"Npix={pixel}.parquet"))
+        part = next((current_root(copy) / "masses" / "dataset").rglob(f"Npix={pixel}.parquet"))
         part.write_bytes(b"half a file")
         (part.parent / f".Npix={pixel}.parquet.abc.0123abcd.tmp").write_bytes(b"junk")
     spec2 = spec.model_copy(update={"output": spec.output.model_copy(update={"url": str(copy)})})

@@ -27,6 +27,8 @@ from survey_mass.errors import UserError
 from survey_mass.runner.job import run_job
 from survey_mass.spec.job import parse_job_spec
 
+from support.layout import current_root
+
 pytestmark = pytest.mark.timeout(300)
 
 
@@ -52,7 +54,8 @@ def copy(mock_catalog, tmp_path):
 
 def _biggest_shard(root: Path) -> Path:
     return max(
-        (root / "masses" / "dataset").rglob("Npix=*.parquet"), key=lambda p: p.stat().st_size
+        (current_root(root) / "masses" / "dataset").rglob("Npix=*.parquet"),
+        key=lambda p: p.stat().st_size,
     )
 
 
@@ -76,7 +79,7 @@ def test_a_damaged_catalog_is_refused_by_every_reader_and_a_rerun_repairs_it_exa
 ):
     spec, root = copy
     (
-        root / "masses" / "dataset" / "_metadata"
+        current_root(root) / "masses" / "dataset" / "_metadata"
     ).unlink()  # finalized again here: provenance names this output's url
     run_job(spec, client=dask_client, progress=False)
     clean = _files(root)
@@ -87,9 +90,9 @@ def test_a_damaged_catalog_is_refused_by_every_reader_and_a_rerun_repairs_it_exa
     elif damage.startswith("truncate"):
         part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])
         if damage.endswith("metadata"):
-            (root / "masses" / "dataset" / "_metadata").unlink()
+            (current_root(root) / "masses" / "dataset" / "_metadata").unlink()
     else:
-        (root / "_done" / f"Npix={pixel}.json").unlink()
+        (current_root(root) / "_done" / f"Npix={pixel}.json").unlink()
     report = verify(str(root))
     assert not report.ok
     if damage != "truncate+metadata":
@@ -120,7 +123,9 @@ def test_a_flipped_byte_of_the_same_size_is_found_by_the_deep_check(copy):
 
 def test_a_second_run_on_a_held_output_refuses_naming_the_holder(copy, capsys, tmp_path):
     spec, root = copy
-    (root / "masses" / "dataset" / "_metadata").unlink()  # unfinished: a run would have work to do
+    (
+        current_root(root) / "masses" / "dataset" / "_metadata"
+    ).unlink()  # unfinished: a run would have work to do
     holder = Lease(CatalogLayout(str(root)), "other-run").acquire()
     job = tmp_path / "job.toml"
     job.write_text(json_to_toml(spec))
@@ -133,7 +138,7 @@ def test_a_second_run_on_a_held_output_refuses_naming_the_holder(copy, capsys, t
 
 def test_a_waiting_run_starts_when_the_holder_releases(copy, dask_client):
     spec, root = copy
-    (root / "masses" / "dataset" / "_metadata").unlink()
+    (current_root(root) / "masses" / "dataset" / "_metadata").unlink()
     holder = Lease(CatalogLayout(str(root)), "other-run").acquire()
     threading.Timer(1.0, holder.release).start()
     summary = run_job(spec, client=dask_client, progress=False, wait=True)
@@ -142,14 +147,18 @@ def test_a_waiting_run_starts_when_the_holder_releases(copy, dask_client):
 
 def test_a_stale_lease_of_a_dead_run_is_taken_over(copy, dask_client):
     spec, root = copy
-    (root / "masses" / "dataset" / "_metadata").unlink()
+    (current_root(root) / "masses" / "dataset" / "_metadata").unlink()
     dead = {"run_id": "dead", "host": socket.gethostname(), "pid": 2**22 + 3, "heartbeat": 0}
     (root / "_lease.json").write_text(json.dumps(dead))
     leftover = (
-        next((root / "masses" / "dataset").rglob("Dir=*")) / ".Npix=1.parquet.dead.00000000.tmp"
+        next((current_root(root) / "masses" / "dataset").rglob("Dir=*"))
+        / ".Npix=1.parquet.dead.00000000.tmp"
     )
     leftover.write_bytes(b"half")
-    other = next((root / "masses" / "dataset").rglob("Dir=*")) / ".Npix=2.parquet.live.00000000.tmp"
+    other = (
+        next((current_root(root) / "masses" / "dataset").rglob("Dir=*"))
+        / ".Npix=2.parquet.live.00000000.tmp"
+    )
     other.write_bytes(b"a concurrent run's")
     run_job(spec, client=dask_client, progress=False)
     assert verify(str(root)).ok and not (root / "_lease.json").exists()
@@ -320,8 +329,10 @@ def test_a_read_only_output_at_finalize_is_one_line_naming_the_path(
     _small_filesystem(disk, "16m")
     try:
         shutil.copytree(mock_catalog[1], disk / "cat")
-        (disk / "cat" / "masses" / "dataset" / "_metadata").unlink()
-        for p in (disk / "cat" / "_done").glob("*.json"):  # written by another spec's hash
+        (current_root(disk / "cat") / "masses" / "dataset" / "_metadata").unlink()
+        for p in (current_root(disk / "cat") / "_done").glob(
+            "*.json"
+        ):  # written by another spec's hash
             marker = json.loads(p.read_text())
             p.write_text(json.dumps(marker))
         subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
@@ -350,7 +361,11 @@ def test_ctrl_c_stops_the_run_with_one_line_and_exit_130_and_the_rerun_resumes(t
         start_new_session=True,  # its own process group, as a terminal's foreground job
     )
     deadline = 120
-    while not list((root / "_done").glob("*.json")) if (root / "_done").exists() else True:
+    while (
+        not list((current_root(root) / "_done").glob("*.json"))
+        if (current_root(root) / "_done").exists()
+        else True
+    ):
         if driver.poll() is not None or deadline <= 0:
             break
         deadline -= 0.2
@@ -373,14 +388,14 @@ def test_a_refinalized_catalog_keeps_its_hats_creation_dates(copy, dask_client):
     spec, root = copy
     for folder in ("masses", "masses_margin"):
         for name in ("hats.properties", "properties"):
-            path = root / folder / name
+            path = current_root(root) / folder / name
             text = path.read_text()
             date = next(line for line in text.splitlines() if line.startswith("hats_creation_date"))
             path.write_text(text.replace(date, "hats_creation_date=2000-01-01T00:00UTC"))
-    (root / "masses" / "dataset" / "_metadata").unlink()
+    (current_root(root) / "masses" / "dataset" / "_metadata").unlink()
     run_job(spec, client=dask_client, progress=False)
     for folder in ("masses", "masses_margin"):
         assert (
             "hats_creation_date=2000-01-01T00:00UTC"
-            in (root / folder / "hats.properties").read_text()
+            in (current_root(root) / folder / "hats.properties").read_text()
         )

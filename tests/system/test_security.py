@@ -24,6 +24,7 @@ from survey_mass.spec.urls import url_protocols
 from survey_mass.zoo.manifest import write_manifest
 
 from support.dask_cli import DaskCLICluster
+from support.layout import current_root
 from support.mass_catalog_factory import write_mass_catalog
 
 MINIMAL = """
@@ -82,7 +83,10 @@ def test_a_run_with_a_code_carrying_model_stops_with_a_clear_error(code_carrying
     finally:
         cluster.close()
     assert not marker.exists()
-    assert not (out / "_done").exists() and not (out / "masses" / "dataset").exists()
+    assert (
+        not (current_root(out) / "_done").exists()
+        and not (current_root(out) / "masses" / "dataset").exists()
+    )
 
 
 def test_a_tampered_model_stops_the_run_before_any_worker_starts(tmp_path, capsys):
