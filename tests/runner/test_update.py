@@ -1,8 +1,8 @@
 """Scheduled jobs over growing inputs, on a real Dask cluster: three nights of one nightly job.
 
-Night 1 weighs a 50-row target catalog; night 2 appends 10 rows (a plain re-run refuses, saying
-what changed; ``--update`` writes v2 weighing only the 10 and carrying the untouched shards over
-byte for byte); night 3 removes 5 rows and changes the X-ray ensemble (v3: every row re-weighed,
+Night 1 weighs a 50-row target catalog; night 2 appends 10 rows and revises one redshift (a plain
+re-run refuses, saying what changed; ``--update``, killed once and resumed, writes v2 weighing
+only those 11 and carrying the untouched shards over byte for byte); night 3 removes 5 rows and changes the X-ray ensemble (v3: every row re-weighed,
 the removed rows gone). After each night every current input target is in exactly one of the
 catalog and the quarantine, and older versions stay readable.
 """
@@ -23,6 +23,7 @@ from survey_mass.catalog.query import query
 from survey_mass.catalog.reader import read_mass_catalog
 from survey_mass.catalog.versions import list_versions
 from survey_mass.mock.universe import base_pixel_clusters
+from survey_mass.pixel_math import radec_to_pixels
 from survey_mass.runner.job import run_job
 from survey_mass.runner.shard import process_shard
 from survey_mass.runner.versioning import InputsChangedError
@@ -70,12 +71,16 @@ def four_fold_xray(folder: Path) -> Path:
     return copy
 
 
-def night(tmp_path: Path, targets: pd.DataFrame, rows: pd.DataFrame, xray="xray-v1", out="out"):
+def job_text(tmp_path: Path, targets, rows: pd.DataFrame, xray="xray-v1", out="out") -> str:
+    """Tonight's job: ``rows`` written as its target catalog."""
     catalog = tmp_path / "targets.csv"
     rows.to_csv(catalog, index=False)
     ra, dec = float(targets["ra"].mean()), float(targets["dec"].mean())
-    text = JOB.format(catalog=catalog, ra=ra, dec=dec, xray=xray, url=tmp_path / out)
-    return parse_job_spec(text)
+    return JOB.format(catalog=catalog, ra=ra, dec=dec, xray=xray, url=tmp_path / out)
+
+
+def night(tmp_path: Path, targets, rows: pd.DataFrame, xray="xray-v1", out="out"):
+    return parse_job_spec(job_text(tmp_path, targets, rows, xray, out))
 
 
 def accounted(url: Path, rows: pd.DataFrame) -> pd.DataFrame:
@@ -99,8 +104,13 @@ def test_three_nights_of_a_growing_catalog(tmp_path, targets, dask_client):
     assert (first.version, first.parent, first.weighed) == ("v1", None, 50)
     accounted(out, targets.head(50))
 
-    # night 2: ten targets appended
-    spec = night(tmp_path, targets, targets.head(60))
+    # night 2: ten targets appended, and one redshift revised
+    tonight = targets.head(60).copy()
+    tonight.loc[3, "z"] += 0.01
+    revised = int(
+        radec_to_pixels(tonight["ra"].to_numpy()[[3]], tonight["dec"].to_numpy()[[3]], 7)[0]
+    )
+    spec = night(tmp_path, targets, tonight)
     with pytest.raises(InputsChangedError, match=r"50 -> 60 rows.*--update"):
         run_job(spec, client=dask_client, progress=False)
     assert current_version(str(out)) == "v1"  # the refusal wrote nothing
@@ -130,13 +140,13 @@ def test_three_nights_of_a_growing_catalog(tmp_path, targets, dask_client):
     second = run_job(spec, client=dask_client, progress=False, update=True)  # resumes v2
     assert (second.version, second.parent) == ("v2", "v1")
     assert second.shards_run == len(plan.todo) - 1
-    catalog = accounted(out, targets.head(60))
+    catalog = accounted(out, tonight)
     new_ids = set(targets["id"].iloc[50:60])
     v1, v2 = files_of(out, "v1"), files_of(out, "v2")
     touched = {p for p, m in v2.items() if not m["carried"]}
     new_pixels = {p for p, m in v2.items() if m["rows"] > v1.get(p, {"rows": 0})["rows"]}
-    assert touched == new_pixels and len(touched) < len(v2)
-    assert sum(m["weighed"] for m in v2.values()) == len(new_ids)  # only the new targets
+    assert touched == new_pixels | {revised} and len(touched) < len(v2)
+    assert sum(m["weighed"] for m in v2.values()) == len(new_ids) + 1  # only new and revised
     for pixel in set(v2) - touched:  # untouched partitions: the very bytes of v1
         for record in v2[pixel]["files"]:
             assert (out / "v2" / record["path"]).read_bytes() == (
@@ -144,7 +154,7 @@ def test_three_nights_of_a_growing_catalog(tmp_path, targets, dask_client):
             ).read_bytes()
     # the update ends with the catalog a fresh run over night 2's targets writes
     fresh = run_job(
-        night(tmp_path, targets, targets.head(60), out="fresh"), client=dask_client, progress=False
+        night(tmp_path, targets, tonight, out="fresh"), client=dask_client, progress=False
     )
     assert fresh.weighed == 60
     mine = catalog.sort_values("target_id").reset_index(drop=True)
@@ -153,7 +163,7 @@ def test_three_nights_of_a_growing_catalog(tmp_path, targets, dask_client):
     assert len(read_mass_catalog(str(out / "v1"))) == 50  # the old version stays readable
 
     # night 3: five targets removed and the X-ray model retrained
-    rows = targets.head(60).drop(index=targets.index[[0, 7, 21, 33, 52]])
+    rows = tonight.drop(index=tonight.index[[0, 7, 21, 33, 52]])
     spec = night(tmp_path, targets, rows, xray=four_fold_xray(tmp_path))
     with pytest.raises(InputsChangedError, match=r"models\.xray changed"):
         run_job(spec, client=dask_client, progress=False)
@@ -169,3 +179,27 @@ def test_three_nights_of_a_growing_catalog(tmp_path, targets, dask_client):
     # a re-run of night 3 changes nothing
     again = run_job(spec, client=dask_client, progress=False, update=True)
     assert again.already_complete and again.version == "v3"
+
+
+def test_the_cli_refuses_a_changed_job_and_updates_it_when_asked(
+    tmp_path, targets, dask_client, capsys
+):
+    from survey_mass.cli import main
+
+    address = dask_client.scheduler.address
+    job = tmp_path / "job.toml"
+
+    def cli(rows, *flags) -> tuple[int, dict]:
+        job.write_text(job_text(tmp_path, targets, rows))
+        code = main(["run", str(job), "--cluster", address, "--json", *flags])
+        return code, json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    assert cli(targets.head(5))[1]["version"] == "v1"
+    code, refused = cli(targets.head(6))
+    assert (code, refused["status"]) == (2, "error") and "--update" in refused["error"]
+    code, updated = cli(targets.head(6), "--update")
+    assert code == 0 and (updated["version"], updated["parent"], updated["weighed"]) == (
+        "v2",
+        "v1",
+        1,
+    )
