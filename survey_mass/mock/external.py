@@ -22,6 +22,8 @@ Models (M in Msun, true M500c):
   MSZ = (1-b) M(Y_obs) inverting the Arnaud et al. 2010 Y-M relation for a universal profile, with
   1-b = 0.8, so MSZ is biased low by ~20%; redshift unknown for 25% (as in PSZ2; MSZ then NaN);
   positions at the true SZ centre plus a Planck positional error (4' sqrt(4.5/SNR), >= 0.7').
+These are the v1 models; with ``UniverseSpec.physics = "v2"`` the PSZ2 and redMaPPer makers of
+:mod:`.external_v2` replace them (Planck noise per sky region, SDSS depth).
 """
 
 from __future__ import annotations
@@ -286,6 +288,10 @@ def pixel_catalog(
     if kind not in MAKERS:
         raise ValueError(f"unknown mock catalog {kind!r}; choose one of {sorted(MAKERS)}")
     make, units = MAKERS[kind]
+    if spec.physics == "v2":
+        from survey_mass.mock.external_v2 import V2_MAKERS
+
+        make = V2_MAKERS.get(kind, make)
     clusters = base_pixel_clusters(spec, int(pixel))
     rng = np.random.default_rng([spec.seed, UNIVERSE_ORDER, int(pixel), CATALOG_STREAMS[kind]])
     rows, keep = make(spec, clusters, rng)

@@ -45,6 +45,14 @@ TRUTH_UNITS = {
     "richness_true": "",
     "xray_exposure_ks": "ks",
 }
+#: Columns that only v2 physics adds (units kept out of v1 files, which stay as they were).
+TRUTH_UNITS_V2 = {
+    "physics": "",
+    "kt_kev": "keV",
+    "xray_roll": "rad",
+    "xray_aim_dx": "arcmin",
+    "xray_aim_dy": "arcmin",
+}
 
 
 class _ParquetStream:
@@ -97,7 +105,8 @@ def simulate(
     out.mkdir(parents=True, exist_ok=True)
     for instrument in instruments:
         (out / "cutouts" / instrument).mkdir(parents=True, exist_ok=True)
-    truth = _ParquetStream(out / "truth.parquet", TRUTH_UNITS)
+    units = TRUTH_UNITS | (TRUTH_UNITS_V2 if spec.physics == "v2" else {})
+    truth = _ParquetStream(out / "truth.parquet", units)
     catalogs = {
         kind: _ParquetStream(out / f"{kind}.parquet", units) for kind, (_, units) in MAKERS.items()
     }

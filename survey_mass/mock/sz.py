@@ -7,7 +7,8 @@ line of sight out to 5 R500, with the universal, cool-core or morphologically-di
 set by the cluster's dynamical state, elliptical in projection, centred on the true (mis-centred)
 position, normalised to the hidden Y_sph(R500) = ``y500_da2`` / D_A^2, plus an offset sub-clump in
 mergers. Then a Gaussian beam of ``constants.PLANCK_BEAM_FWHM`` and a Gaussian random noise field
-with a red + beamed-white + pixel-white power spectrum (see ``noise_cl``).
+with a red + beamed-white + pixel-white power spectrum (see ``noise_cl``); with v2 physics the noise
+has the real Planck cutout's power spectrum instead (:mod:`.sz_v2`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from survey_mass.constants import (
     SZ_PIXEL_NOISE,
     SZ_WHITE_NOISE,
 )
+from survey_mass.mock.sz_v2 import noise_map_v2
 from survey_mass.mock.universe import LX_SLOPE, Y_SLOPE
 from survey_mass.physics.cosmology import angular_diameter_distance_mpc
 from survey_mass.wcs import tan_wcs
@@ -228,7 +230,8 @@ def y_map(state: pd.Series, seed: int, *, beam: bool = True, noise: bool = True)
         full = beam_convolve(full)
     if noise:
         rng = np.random.default_rng([seed, int(state.stream), INSTRUMENT_STREAM])
-        full = full + noise_map(rng, full.shape[0])
+        make_noise = noise_map_v2 if state.get("physics", "v1") == "v2" else noise_map
+        full = full + make_noise(rng, full.shape[0])
     return full[PAD:-PAD, PAD:-PAD]
 
 
@@ -248,5 +251,8 @@ def sz_hdul(state: pd.Series, seed: int) -> fits.HDUList:
     header["BMAJ"] = (fwhm_deg, "[deg] beam FWHM")
     header["BMIN"] = (fwhm_deg, "[deg] beam FWHM")
     header["NOISEWHT"] = (SZ_WHITE_NOISE, "rms of the beamed white noise per pixel")
+    if state.get("physics", "v1") == "v2":
+        header["NOISEWHT"] = (0.0, "v2: no separate white term (see NOISEMOD)")
+        header["NOISEMOD"] = ("real-cutout-cl", "v2 noise: the real MILCA cutout's C_l")
     header["OBJECT"] = state.target_id
     return fits.HDUList([fits.PrimaryHDU(image, header=header)])

@@ -15,6 +15,11 @@ Relations (true M500c in Msun, h = 0.7):
   Simet et al. 2017 converted from M200m to M500c).
 - Concentration: Duffy et al. 2008 c200c(M, z) with 0.15 dex scatter, c500 ~ 0.66 c200.
 Deviates of L_X, Y and lambda are correlated through a covariance (gas fraction ties L_X and Y).
+
+These are the v1 relations (``UniverseSpec.physics = "v1"``, the default: the shipped zoo was
+trained on them). ``physics = "v2"`` keeps every draw above and replaces the mean relations of L_X,
+Y and lambda by those of :mod:`.physics_v2` (hydrostatic bias in Y, richness evolution, K-corrected
+L_X), then draws the Chandra pointing (roll, aim offset) of each cluster.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import pandas as pd
 from astropy import units as u
 
 from survey_mass.constants import COSMOLOGY, HUBBLE_H
+from survey_mass.mock import physics_v2
 from survey_mass.physics.cosmology import efunc, r500_mpc
 from survey_mass.pixel_math import healpix
 from survey_mass.spec.footprint import BoxFootprint, ConeFootprint
@@ -111,13 +117,13 @@ def base_pixel_clusters(spec: UniverseSpec, pixel: int) -> pd.DataFrame:
             "dec": lat.to_value(u.deg),
             "z": z,
             "log10_m500": log_m,
-            **hidden_state(rng, log_m, z),
+            **hidden_state(rng, log_m, z, spec.physics),
         }
     )
 
 
 def hidden_state(
-    rng: np.random.Generator, log_m: np.ndarray, z: np.ndarray
+    rng: np.random.Generator, log_m: np.ndarray, z: np.ndarray, physics: str = "v1"
 ) -> dict[str, np.ndarray]:
     """Per-cluster physical state that makes observables scatter and co-vary at fixed mass."""
     n = len(log_m)
@@ -140,7 +146,7 @@ def hidden_state(
     # mis-centring of the catalogued position against the true centre: most well centred, 20% not
     miscentred = rng.random(n) < 0.2
     offset_r500 = np.where(miscentred, rng.rayleigh(0.3, n), rng.rayleigh(0.03, n))
-    return {
+    state = {
         "r500_mpc": r500,
         "c500": 0.66 * c200,
         "ellipticity": np.clip(rng.normal(0.15, 0.08, n) + 0.15 * merger, 0.0, 0.6),
@@ -161,6 +167,33 @@ def hidden_state(
         "central_agn": cool_core & (rng.random(n) < 0.3),
         "xray_exposure_ks": np.exp(rng.uniform(np.log(40.0), np.log(160.0), n)),
         "stream": rng.integers(0, 2**62, n),
+    }
+    if physics == "v2":
+        state.update(_v2_state(rng, m, z, dev))
+    return state
+
+
+def _v2_state(rng: np.random.Generator, m: np.ndarray, z: np.ndarray, dev: np.ndarray) -> dict:
+    """The v2 relations on the same deviates, and the Chandra pointing (drawn after v1's draws)."""
+    n = len(m)
+    kt = physics_v2.temperature_kev(m, z)
+    # bolometric L ~ E^(7/3) M^1.6, normalised to v1's 0.5-7 keV L_X at z = 0 and M = LX_PIVOT,
+    # then emitted in the observed 0.5-7 keV band (K-correction)
+    kt_pivot = physics_v2.temperature_kev(LX_PIVOT, 0.0)
+    lx_bol = LX_NORM / physics_v2.band_fraction(kt_pivot, *physics_v2.LX_BAND_KEV)
+    lx_bol = lx_bol * efunc(z) ** LX_EZ * (m / LX_PIVOT) ** LX_SLOPE * np.exp(dev[:, 0])
+    z1 = 1 + z
+    band = physics_v2.LX_BAND_KEV
+    return {
+        "physics": np.full(n, "v2"),
+        "kt_kev": kt,
+        "lx_excised": lx_bol * physics_v2.band_fraction(kt, band[0] * z1, band[1] * z1),
+        "y500_da2": physics_v2.y500_da2_hse(m, z) * np.exp(dev[:, 1]),
+        "richness_true": physics_v2.richness_mean(m, z) * np.exp(dev[:, 2]),
+        # ACIS-I roll angle and aim point offset from the catalogued centre [arcmin]
+        "xray_roll": rng.uniform(0, np.pi / 2, n),
+        "xray_aim_dx": rng.normal(0, 0.5, n),
+        "xray_aim_dy": rng.normal(0, 0.5, n),
     }
 
 

@@ -4,7 +4,9 @@ The image covers ``constants.XRAY_APERTURE`` (a fixed physical width) in ``const
 pixels at the cluster's redshift, so its angular pixel scale varies with z and is recorded in the
 WCS. Components: an elliptical beta model normalised to the core-excised L_X in 0.15-1 R500, a
 compact cool-core component, an offset merging sub-clump, a central AGN in some cool cores, field
-point sources, and flat particle + sky background; then Poisson noise. No K-correction is applied.
+point sources, and flat particle + sky background; then Poisson noise. No K-correction is applied
+(v1). With v2 physics the hidden L_X is already K-corrected (:mod:`.universe`) and every expected
+count is multiplied by the ACIS-I exposure map of :mod:`.xray_v2`, written as the EXPMAP extension.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from survey_mass.constants import (
     XRAY_APERTURE,
     XRAY_GRID,
 )
+from survey_mass.mock.xray_v2 import exposure_map
 from survey_mass.wcs import tan_wcs
 
 INSTRUMENT_STREAM = 1  # keys this instrument's noise stream per cluster
@@ -101,7 +104,15 @@ def expected_counts(c: pd.Series, npix: int = XRAY_GRID) -> tuple[np.ndarray, fl
         u.arcmin
     )
     counts += ACIS_BACKGROUND_RATE * exposure * pixel_arcmin**2
+    if c.get("physics", "v1") == "v2":
+        counts = counts * exposure_map(c, npix, pixel_arcmin)
     return counts, exposure
+
+
+def _pixel_arcmin(c: pd.Series, npix: int) -> float:
+    return (XRAY_APERTURE / npix / COSMOLOGY.angular_diameter_distance(c.z) * u.rad).to_value(
+        u.arcmin
+    )
 
 
 def photon_image(c: pd.Series, seed: int, npix: int = XRAY_GRID) -> tuple[np.ndarray, float]:
@@ -113,9 +124,15 @@ def photon_image(c: pd.Series, seed: int, npix: int = XRAY_GRID) -> tuple[np.nda
     rows, cols = rng.integers(0, npix, n_agn), rng.integers(0, npix, n_agn)
     # field AGN: fluxes from a dN/dS ~ S^-2.5 power law above 1e-15 erg/s/cm^2
     fluxes = 1e-15 * (1 - rng.random(n_agn)) ** (-1 / 1.5)
-    np.add.at(image, (rows, cols), rng.poisson(fluxes * exposure * ACIS_COUNTS_PER_ERG_CM2))
+    agn_counts = rng.poisson(fluxes * exposure * ACIS_COUNTS_PER_ERG_CM2)
+    central = rng.poisson(3e-14 * exposure * ACIS_COUNTS_PER_ERG_CM2) if c.central_agn else 0
+    if c.get("physics", "v1") == "v2":  # no photons where no chip looks
+        emap = exposure_map(c, npix, _pixel_arcmin(c, npix))
+        agn_counts = np.where(emap[rows, cols] > 0, agn_counts, 0)
+        central = central if emap[npix // 2, npix // 2] > 0 else 0
+    np.add.at(image, (rows, cols), agn_counts)
     if c.central_agn:
-        image[npix // 2, npix // 2] += rng.poisson(3e-14 * exposure * ACIS_COUNTS_PER_ERG_CM2)
+        image[npix // 2, npix // 2] += central
     return image, exposure
 
 
@@ -131,4 +148,10 @@ def xray_hdul(c: pd.Series, seed: int) -> fits.HDUList:
     header["ENERG_HI"] = (7.0, "[keV]")
     header["BKGRATE"] = (ACIS_BACKGROUND_RATE, "[count/s/arcmin2] particle+sky background")
     header["OBJECT"] = c.target_id
-    return fits.HDUList([fits.PrimaryHDU(image, header=header)])
+    hdus = [fits.PrimaryHDU(image, header=header)]
+    if c.get("physics", "v1") == "v2":
+        emap = exposure_map(c, XRAY_GRID, _pixel_arcmin(c, XRAY_GRID)).astype(np.float32)
+        ext = fits.ImageHDU(emap, header=header.copy(), name="EXPMAP")
+        ext.header["BUNIT"] = ("", "fraction of EXPOSURE (0: off the ACIS-I chips)")
+        hdus.append(ext)
+    return fits.HDUList(hdus)

@@ -3,6 +3,11 @@
 Counts become self-similar-scaled luminosity per pixel, ``L / E(z)^(7/3)`` [erg/s], so a cluster of
 given mass looks alike at every redshift and exposure (only its noise differs), then an asinh stretch
 keeps the core from dominating. Version string goes into model manifests: bump it on any change.
+
+A cutout with an ``EXPMAP`` extension (fraction of EXPOSURE per pixel, 0 off the chips: the mock's v2
+Chandra field of view, or a real exposure map) is flat-fielded first (:func:`flat_field`): counts over
+exposure where a chip looked, the expected background where none did, so that unobserved sky enters
+the model as zero signal. Cutouts without one are untouched (what xray-v1 was trained on).
 """
 
 from __future__ import annotations
@@ -11,10 +16,12 @@ from collections.abc import Sequence
 
 import numpy as np
 from astropy import units as u
+from astropy.io import fits
+from astropy.wcs.utils import proj_plane_pixel_scales
 
 from survey_mass.constants import ACIS_COUNTS_PER_ERG_CM2, COSMOLOGY, XRAY_APERTURE, XRAY_GRID
 from survey_mass.preprocess.batch import Prepared, prepare_batch
-from survey_mass.preprocess.resample import GridSpec, ResampleError
+from survey_mass.preprocess.resample import GridSpec, ResampleError, celestial_wcs
 from survey_mass.sources.base import Cutout, CutoutFailure
 from survey_mass.xp import to_numpy
 
@@ -22,6 +29,8 @@ VERSION = "xray-v1"
 GRID = GridSpec(npix=XRAY_GRID, width=XRAY_APERTURE)
 #: asinh softening luminosity [erg/s per pixel]: ~1 photon at z ~ 0.5 in 100 ks
 STRETCH = 1e41
+#: pixels exposed less than this fraction of EXPOSURE count as unobserved (edges, chip gaps)
+MIN_EXPOSURE_FRACTION = 0.05
 
 
 def _scale(batch, cutouts: Sequence[Cutout], xp):
@@ -72,6 +81,33 @@ def _check_exposure(header) -> None:
         )
 
 
+def flat_field(cutout: Cutout) -> Cutout:
+    """The cutout with counts / exposure map where observed and the expected background elsewhere
+    (unchanged without an EXPMAP extension); ResampleError if the map does not fit the image."""
+    if "EXPMAP" not in cutout.hdul:
+        return cutout
+    header = cutout.hdul[0].header
+    counts = np.asarray(cutout.hdul[0].data, dtype=np.float64)
+    emap = np.asarray(cutout.hdul["EXPMAP"].data, dtype=np.float64)
+    if emap.shape != counts.shape or not np.isfinite(emap).all():
+        raise ResampleError(
+            "bad_exposure_map",
+            f"EXPMAP of shape {emap.shape} does not match the image {counts.shape} or is not finite",
+        )
+    seen = emap >= MIN_EXPOSURE_FRACTION
+    if not seen.any():
+        raise ResampleError("bad_exposure_map", "no pixel of the EXPMAP has any exposure")
+    rate = float(header.get("BKGRATE", np.nan))
+    if np.isfinite(rate):
+        pixel_arcmin2 = float(np.prod(proj_plane_pixel_scales(celestial_wcs(header)))) * 3600.0
+        background = rate * float(header["EXPOSURE"]) * pixel_arcmin2
+    else:
+        background = float(np.median(counts[seen] / emap[seen]))
+    flat = np.where(seen, counts / np.where(seen, emap, 1.0), background)
+    hdul = fits.HDUList([fits.PrimaryHDU(flat.astype(np.float32), header=header.copy())])
+    return Cutout(cutout.target, cutout.instrument, hdul, dict(cutout.meta))
+
+
 def preprocess_xray(cutouts: Sequence[Cutout], xp) -> Prepared:
     """A batch of X-ray cutouts -> (N, 128, 128, 1) float32 model input on ``xp``, plus failures.
 
@@ -83,6 +119,7 @@ def preprocess_xray(cutouts: Sequence[Cutout], xp) -> Prepared:
     for cutout in cutouts:
         try:
             _check_exposure(cutout.hdul[0].header)
+            cutout = flat_field(cutout)
         except ResampleError as err:
             rejected.append(CutoutFailure(cutout.target, cutout.instrument, err.reason, str(err)))
             continue
