@@ -10,6 +10,9 @@ from survey_mass.pixel_math import SPATIAL_INDEX_COLUMN
 #: flag bits
 FLAG_MISSING = {instrument: 1 << i for i, instrument in enumerate(INSTRUMENTS)}  # 1, 2, 4
 FLAG_LARGE_SPREAD = 1 << 3  # fold members disagree by more than 0.15 dex
+#: the instrument is uninformative here (calibration map): its value and interval are the prior's
+FLAG_PRIOR = {instrument: 1 << (4 + i) for i, instrument in enumerate(INSTRUMENTS)}  # 16, 32, 64
+FLAG_JOINT_PRIOR = 1 << 7  # the joint mass is no narrower than the prior: it reports the prior
 
 
 #: one unit convention, astropy's generic strings: every format astropy writes reads them back
@@ -46,7 +49,14 @@ _PER_INSTRUMENT = [
         F64,
         DEX,
         "stat.error;phys.mass",
-        "1-sigma total error of logm500_{inst}",
+        "half-width of the 68% interval of logm500_{inst} (calibrated where the entry has a map)",
+    ),
+    (
+        "logm500_{inst}_half95",
+        F64,
+        DEX,
+        "stat.error;phys.mass",
+        "half-width of the 95% interval of logm500_{inst}",
     ),
     ("logm500_{inst}_spread", F64, DEX, "stat.stdev;phys.mass", "std of the {inst} fold members"),
 ]
@@ -70,7 +80,14 @@ _TRAILING = [
     ("logm500_p84", F64, LOG_MASS, "phys.mass;stat.max", "84th percentile of log10 M500c"),
     ("logm500_p2_5", F64, LOG_MASS, "phys.mass;stat.min", "2.5th percentile of log10 M500c"),
     ("logm500_p97_5", F64, LOG_MASS, "phys.mass;stat.max", "97.5th percentile of log10 M500c"),
-    ("flags", I32, "", "meta.code", "bits: 1/2/4 xray/sz/optical missing, 8 large fold spread"),
+    (
+        "flags",
+        I32,
+        "",
+        "meta.code",
+        "bits: 1/2/4 xray/sz/optical missing, 8 large fold spread, 16/32/64 xray/sz/optical "
+        "uninformative (value and interval are the prior's), 128 joint mass is the prior",
+    ),
     (
         "models",
         STR,

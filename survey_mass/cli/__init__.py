@@ -12,11 +12,23 @@ import os
 import sys
 
 from survey_mass import __version__
-from survey_mass.cli import fetch, query, report, run, simulate, train, verify, versions, zoo
+from survey_mass.cli import (
+    calibrate,
+    evaluate,
+    fetch,
+    query,
+    report,
+    run,
+    simulate,
+    train,
+    verify,
+    versions,
+    zoo,
+)
 from survey_mass.errors import UserError
 from survey_mass.tensorflow_runtime import VERBOSE_ENV
 
-VERBS = (run, verify, versions, train, simulate, fetch, query, report, zoo)
+VERBS = (run, verify, versions, train, calibrate, evaluate, simulate, fetch, query, report, zoo)
 
 
 def _version() -> str:

@@ -1,8 +1,8 @@
 """``survey-mass diff OLD NEW`` and ``survey-mass versions OUT``: a job output's catalog versions.
 
-    survey-mass versions OUT                 every version: rows, parent, what it was made of
-    survey-mass versions OUT --prune --keep 2  remove all but the current and the newest others
-    survey-mass diff OUT/v1 OUT/v2 [--json] [--html DIR]
+survey-mass versions OUT                 every version: rows, parent, what it was made of
+survey-mass versions OUT --prune --keep 2  remove all but the current and the newest others
+survey-mass diff OUT/v1 OUT/v2 [--json] [--html DIR]
 """
 
 from __future__ import annotations

@@ -1,11 +1,24 @@
-"""Catalog columns from the instruments' masses: per-instrument values, flags and the joint mass."""
+"""Catalog columns from the instruments' masses: per-instrument values, flags and the joint mass.
+
+With calibration maps (``infer.calibration_map``) each instrument's value and interval are the
+calibrated ones; an instrument whose cell is uninformative reports the prior, sets its
+FLAG_PRIOR bit and gives the joint mass no weight (the joint model combines the others' raw
+outputs, as it was fitted).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from survey_mass.catalog.schema import FLAG_LARGE_SPREAD, FLAG_MISSING
+from survey_mass.catalog.schema import (
+    FLAG_JOINT_PRIOR,
+    FLAG_LARGE_SPREAD,
+    FLAG_MISSING,
+    FLAG_PRIOR,
+)
+from survey_mass.constants import GAUSS_95
+from survey_mass.infer.calibration_map import CalibrationMap
 from survey_mass.infer.joint import JointModel, inverse_variance
 
 #: fold members disagreeing by more than this [dex] set FLAG_LARGE_SPREAD
@@ -13,13 +26,18 @@ LARGE_SPREAD_DEX = 0.15
 
 
 def mass_columns(
-    rows: pd.DataFrame, results: dict[str, dict], joint: JointModel | None
+    rows: pd.DataFrame,
+    results: dict[str, dict],
+    joint: JointModel | None,
+    maps: dict[str, CalibrationMap | None] | None = None,
 ) -> pd.DataFrame:
     """``rows`` (target_id, z, ...) with each instrument's and the joint mass columns added.
 
     ``results`` maps instrument -> target_id -> (log M, spread, sigma); a target an instrument
-    did not weigh gets NaN there and that instrument's FLAG_MISSING bit.
+    did not weigh gets NaN there and that instrument's FLAG_MISSING bit. ``maps``: instrument (and
+    ``"joint"``) -> calibration map, or None for the uncalibrated outputs.
     """
+    maps = maps or {}
     cat = rows.copy()
     flags = np.zeros(len(cat), dtype=np.int32)
     means, sigmas = {}, {}
@@ -33,13 +51,31 @@ def mass_columns(
         flags |= np.where(np.isnan(values[:, 0]), FLAG_MISSING[inst], 0).astype(np.int32)
         flags |= np.where(values[:, 1] > LARGE_SPREAD_DEX, FLAG_LARGE_SPREAD, 0).astype(np.int32)
         means[inst], sigmas[inst] = values[:, 0], values[:, 2]
+        cat[f"logm500_{inst}_half95"] = GAUSS_95 * values[:, 2]
+        if maps.get(inst) is not None:
+            flags |= _calibrated(cat, inst, maps[inst], means)
     if joint is not None:
         combined = joint.combine(cat["z"].to_numpy(), means, sigmas)
     else:
         combined = inverse_variance(means, sigmas)
     m, sigma, half95 = combined.log10_m500, combined.sigma, combined.half_width_95
+    if maps.get("joint") is not None:
+        calibrated = maps["joint"].apply(cat["z"].to_numpy(), m, sigma)
+        m, sigma, half95 = calibrated.log10_m500, calibrated.sigma, calibrated.half_width_95
+        flags |= np.where(calibrated.prior, FLAG_JOINT_PRIOR, 0).astype(np.int32)
     cat["logm500"], cat["logm500_sigma"] = m, sigma
     cat["logm500_p16"], cat["logm500_p84"] = m - sigma, m + sigma
     cat["logm500_p2_5"], cat["logm500_p97_5"] = m - half95, m + half95
     cat["flags"] = flags
     return cat
+
+
+def _calibrated(cat: pd.DataFrame, inst: str, cmap: CalibrationMap, means: dict) -> np.ndarray:
+    """Replace ``inst``'s columns by their calibrated values; the FLAG_PRIOR bits. An
+    uninformative instrument leaves the joint inputs (``means``), so it gets no weight there."""
+    col = f"logm500_{inst}"
+    applied = cmap.apply(cat["z"].to_numpy(), cat[col].to_numpy(), cat[f"{col}_sigma"].to_numpy())
+    cat[col], cat[f"{col}_sigma"] = applied.log10_m500, applied.sigma
+    cat[f"{col}_half95"] = applied.half_width_95
+    means[inst] = np.where(applied.prior, np.nan, means[inst])
+    return np.where(applied.prior, FLAG_PRIOR[inst], 0).astype(np.int32)

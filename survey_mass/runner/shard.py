@@ -16,6 +16,7 @@ import pandas as pd
 
 from survey_mass.catalog.paths import CATALOG, CatalogLayout
 from survey_mass.catalog.writer import write_bytes, write_shard
+from survey_mass.infer.calibration_map import load_map
 from survey_mass.infer.ensemble import load_ensemble
 from survey_mass.infer.joint import load_joint
 from survey_mass.infer.masses import mass_columns
@@ -137,17 +138,22 @@ def _weigh_rows(spec: JobSpec, rows: pd.DataFrame, models: ModelSet):
         Target(r.target_id, float(r.ra), float(r.dec), float(r.z)) for r in rows.itertuples()
     ]
     xp = array_module(spec.device)
-    results, failures, versions = {}, {}, []
+    results, failures, versions, maps = {}, {}, [], {}
     for inst in spec.instruments:
-        ensemble = _loaded(models.ensembles[inst], load_ensemble)
+        entry = models.ensembles[inst]
+        ensemble = _loaded(entry, load_ensemble)
         results[inst], failures[inst] = weigh(
             source, ensemble, targets, inst, xp, spec.batch_size, spec.models.tta
         )
-        versions.append(ensemble.version)
+        maps[inst] = load_map(entry.path, entry.manifest) if spec.models.calibrated else None
+        versions.append(ensemble.version + ("+map" if maps[inst] else ""))
     joint = _loaded(models.joint, load_joint) if models.joint else None
     if joint is not None:
-        versions.append(joint.version)
-    cat = mass_columns(rows[TARGET_COLUMNS], results, joint)
+        maps["joint"] = (
+            load_map(models.joint.path, models.joint.manifest) if spec.models.calibrated else None
+        )
+        versions.append(joint.version + ("+map" if maps["joint"] else ""))
+    cat = mass_columns(rows[TARGET_COLUMNS], results, joint, maps)
     cat["models"] = ",".join(versions)
     cat[SPATIAL_INDEX_COLUMN] = compute_spatial_index(cat["ra"].to_numpy(), cat["dec"].to_numpy())
     return cat, failures

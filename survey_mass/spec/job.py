@@ -74,6 +74,11 @@ class ModelsSpec(StrictModel):
     )
     zoo: str | None = Field(None, description="extra zoo folder searched before the shipped one")
     tta: bool = Field(False, description="average the 8 dihedral transforms at inference")
+    calibrated: bool = Field(
+        True,
+        description="apply each entry's calibration map (bias, intervals, prior where "
+        "uninformative); false: the raw ensemble outputs (what `survey-mass calibrate` fits)",
+    )
 
 
 def local_cluster_options() -> set[str]:

@@ -86,8 +86,16 @@ class ModelSet:
         return self.joint.version if self.joint else "inverse-variance"
 
     def fingerprint(self) -> dict[str, list[str]]:
-        """kind -> member sha256s: what the run's outputs depend on of the models."""
-        return {kind: entry.member_sha256 for kind, entry in self.entries.items()}
+        """kind -> member sha256s (and the calibration map's): what the outputs depend on."""
+        return {
+            kind: entry.member_sha256
+            + (
+                [entry.manifest["calibration_map"]["sha256"]]
+                if entry.manifest.get("calibration_map")
+                else []
+            )
+            for kind, entry in self.entries.items()
+        }
 
 
 def _verified(kind: str, path: Path) -> ZooEntry:

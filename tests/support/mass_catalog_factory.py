@@ -44,6 +44,7 @@ def write_mass_catalog(
     for inst in instruments:
         full[f"logm500_{inst}"] = logm
         full[f"logm500_{inst}_sigma"] = sigma
+        full[f"logm500_{inst}_half95"] = 1.96 * sigma
         full[f"logm500_{inst}_spread"] = np.full(n, 0.02)
     full["logm500"] = logm
     full["logm500_sigma"] = sigma

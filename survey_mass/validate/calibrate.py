@@ -1,0 +1,101 @@
+"""``survey-mass calibrate``: fit each zoo entry's calibration map on fresh mock clusters.
+
+The clusters are a cone of a universe seed no entry was trained on, drawn from the universe's
+mass function (the prior the maps state), weighed by the production path with the raw ensemble
+outputs (``models.calibrated = false``). Each instrument's map is fitted on its own outputs;
+the joint entry's map on the joint mass recomputed from them as production combines them (an
+uninformative instrument masked). Each map is written into its entry with its sha256 in the
+manifest, so it is verified like a member and changes the job hash of every job using it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from survey_mass.infer.calibration_map import MAP_NAME, CalibrationMap, fit_map
+from survey_mass.validate.evaluate import evaluation_spec, refuse_training_seed
+from survey_mass.zoo.manifest import read_manifest, rewrite_manifest, sha256_file
+
+
+def write_map(entry_path: str | Path, data: dict) -> None:
+    """The map into the entry folder, then the manifest naming it (written last)."""
+    entry_path = Path(entry_path)
+    path = entry_path / MAP_NAME
+    path.write_text(json.dumps(data, indent=1))
+    listing = {"file": MAP_NAME, "sha256": sha256_file(path), **data["fitted_on"]}
+    rewrite_manifest(entry_path, read_manifest(entry_path), calibration_map=listing)
+
+
+def _raw_results(joined: pd.DataFrame, instruments) -> dict[str, dict]:
+    """Per instrument: target_id -> (log M, spread, sigma) as the workers gave them."""
+    results = {}
+    for inst in instruments:
+        col = f"logm500_{inst}"
+        values = joined[[col, f"{col}_spread", f"{col}_sigma"]].to_numpy(float)
+        ok = np.isfinite(values[:, 0])
+        results[inst] = dict(zip(joined["target_id"][ok], map(tuple, values[ok]), strict=True))
+    return results
+
+
+def _summary(data: dict) -> list[dict]:
+    return [
+        {
+            "z_bin": b["z_bin"],
+            "n": b["n"],
+            "slope_b": b.get("b"),
+            "informative_quartiles": [c["informative"] for c in b.get("cells", [])],
+            "k68": [round(c["k68"], 3) for c in b.get("cells", [])],
+        }
+        for b in data["z_bins"]
+    ]
+
+
+def run_calibration(
+    seed: int, n_clusters: int, instruments, models: dict, mock: dict, out: Path, client=None
+) -> dict:
+    """Fit and write the maps of the job's entries; returns what was fitted, per entry."""
+    from survey_mass.catalog.reader import read_mass_catalog
+    from survey_mass.infer.joint import load_joint
+    from survey_mass.infer.masses import mass_columns
+    from survey_mass.runner.job import run_job
+    from survey_mass.targets import TARGET_COLUMNS
+    from survey_mass.validate.truth import mock_truth
+    from survey_mass.zoo.registry import resolve_models
+
+    raw = {**models, "calibrated": False}
+    spec = evaluation_spec(seed, n_clusters, instruments, raw, mock, str(out / "catalog"))
+    spec = spec.model_copy(update={"name": f"calibrate-seed{seed}"})
+    resolved = resolve_models(spec.models, spec.instruments)
+    refuse_training_seed(seed, {e.version: e.manifest for e in resolved.entries.values()})
+    run_job(spec, client=client, progress=True)
+    truth = mock_truth(spec.source.mock, spec.targets.footprint)[["target_id", "log10_m500"]]
+    joined = read_mass_catalog(spec.output.url).merge(truth, on="target_id")
+    fitted_on = {
+        "seed": seed,
+        "n_clusters": int(len(truth)),
+        "universe": spec.source.mock.model_dump(mode="json"),
+    }
+    z, true_m = joined["z"].to_numpy(float), joined["log10_m500"].to_numpy(float)
+    maps, report = {}, {}
+    for inst in spec.instruments:
+        col = f"logm500_{inst}"
+        data = fit_map(z, joined[col], joined[f"{col}_sigma"], true_m, fitted_on)
+        write_map(resolved.ensembles[inst].path, data)
+        maps[inst] = CalibrationMap(data)
+        report[resolved.ensembles[inst].version] = _summary(data)
+    if resolved.joint is not None:
+        combined = mass_columns(
+            joined[TARGET_COLUMNS],
+            _raw_results(joined, spec.instruments),
+            load_joint(resolved.joint.path),
+            maps,
+        )
+        data = fit_map(z, combined["logm500"], combined["logm500_sigma"], true_m, fitted_on)
+        write_map(resolved.joint.path, data)
+        report[resolved.joint.version] = _summary(data)
+    (out / "calibration.json").write_text(json.dumps(report, indent=1))
+    return report

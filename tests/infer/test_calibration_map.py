@@ -1,0 +1,75 @@
+"""Calibration maps: per-bin intervals that cover, the Eddington bias removed, the prior flagged."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from survey_mass.catalog.schema import FLAG_PRIOR
+from survey_mass.infer.calibration_map import CalibrationMap, fit_map
+from survey_mass.infer.masses import mass_columns
+
+
+def population(seed: int, n: int = 6000, informative: bool = True):
+    """True masses from a steep mass function; an estimate that regresses to the mean (slope
+    0.6) with errors its own sigma understates by 2x; or pure noise around the mean."""
+    rng = np.random.default_rng(seed)
+    z = rng.uniform(0.03, 1.0, n)
+    truth = 13.9 + rng.exponential(0.25, n)
+    if informative:
+        est = 14.2 + 0.6 * (truth - 14.2) + rng.normal(0, 0.08, n)
+    else:
+        est = 14.17 + rng.normal(0, 0.03, n)
+    sigma = np.full(n, 0.04)
+    return z, est, sigma, truth
+
+
+def coverage(applied, truth, mask) -> tuple[float, float]:
+    delta = np.abs(applied.log10_m500[mask] - truth[mask])
+    return (
+        float(np.mean(delta <= applied.sigma[mask])),
+        float(np.mean(delta <= applied.half_width_95[mask])),
+    )
+
+
+def test_fresh_clusters_are_covered_as_nominal_in_every_z_bin_and_estimate_quartile():
+    cmap = CalibrationMap(fit_map(*population(1), fitted_on={"seed": 1}))
+    z, est, sigma, truth = population(2)  # another draw: what a job meets
+    applied = cmap.apply(z, est, sigma)
+    assert not applied.prior.any()
+    raw = np.mean(np.abs(est - truth) <= sigma)
+    assert raw < 0.4  # the model's own sigma is far too small
+    for lo, hi in ((0.0, 0.1), (0.1, 0.2), (0.2, 0.4), (0.4, 1.0)):
+        in_z = (z >= lo) & (z < hi)
+        edges = np.quantile(applied.log10_m500[in_z], [0, 0.25, 0.5, 0.75, 1])
+        for q in range(4):
+            cell = in_z & (applied.log10_m500 >= edges[q]) & (applied.log10_m500 <= edges[q + 1])
+            c68, c95 = coverage(applied, truth, cell)
+            assert c68 == pytest.approx(0.683, abs=0.12) and c95 == pytest.approx(0.95, abs=0.06)
+    # the regression to the mean is undone where users select: among the highest estimates
+    top = applied.log10_m500 > np.quantile(applied.log10_m500, 0.9)
+    raw_top = est > np.quantile(est, 0.9)
+    assert abs(np.median(applied.log10_m500[top] - truth[top])) < 0.03
+    assert np.median(est[raw_top] - truth[raw_top]) < -0.1
+
+
+def test_an_estimate_that_is_nearly_a_constant_reports_the_prior_and_a_flag():
+    cmap = CalibrationMap(fit_map(*population(3, informative=False), fitted_on={"seed": 3}))
+    z, est, sigma, truth = population(4, informative=False)
+    applied = cmap.apply(z, est, sigma)
+    assert applied.prior.all()
+    c68, c95 = coverage(applied, truth, np.ones(len(z), bool))
+    assert c68 == pytest.approx(0.68, abs=0.06) and c95 == pytest.approx(0.95, abs=0.03)
+
+
+def test_an_uninformative_instrument_is_flagged_and_gets_no_weight_in_the_joint_mass():
+    z, est, sigma, truth = population(5, n=40, informative=False)
+    noise_map = CalibrationMap(fit_map(*population(6, informative=False), fitted_on={}))
+    rows = pd.DataFrame({"target_id": [f"c{i}" for i in range(40)], "z": z})
+    good = {t: (m, 0.01, 0.05) for t, m in zip(rows["target_id"], truth, strict=True)}
+    bad = {t: (m, 0.01, 0.05) for t, m in zip(rows["target_id"], est, strict=True)}
+    cat = mass_columns(rows, {"xray": good, "sz": bad}, None, {"sz": noise_map})
+    assert (cat["flags"] & FLAG_PRIOR["sz"]).all() and not (cat["flags"] & FLAG_PRIOR["xray"]).any()
+    np.testing.assert_allclose(cat["logm500"], truth)  # the joint mass is the X-ray mass alone
+    assert (cat["logm500_sz_half95"] > cat["logm500_sz_sigma"]).all()
