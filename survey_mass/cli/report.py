@@ -2,6 +2,10 @@
 
     survey-mass report CATALOG --against sdss_redmapper,mcxc --out DIR [--radius ARCSEC] [--dz TOL]
     survey-mass report --job jobs/real_catalogs_report.toml
+    survey-mass report --realism --out DIR [--physics v2] [--seed N]
+
+--realism measures the mock survey against the real sky (PSZ2, SDSS redMaPPer, DeepPlanck, MCXC,
+a real Planck y cutout in ../shared/data or $SURVEY_MASS_SHARED_DATA): realism.html and .json.
 
 CATALOG is a mass catalog folder (written by ``survey-mass run``) or an external catalog name from
 catalogs/ (e.g. ``psz2``), so real catalogs can be compared with each other. For a mock run, the
@@ -62,7 +66,32 @@ def _json_summary(result) -> dict:
     }
 
 
+def _realism(args: argparse.Namespace) -> int:
+    """``--realism``: the mock survey's realism report (survey_mass.validate.realism)."""
+    import os
+    from pathlib import Path
+
+    from survey_mass.spec.universe import UniverseSpec
+    from survey_mass.validate.realism import build_realism_report
+
+    if not args.out:
+        raise UserError("give --realism --out DIR")
+    shared = Path(os.environ.get("SURVEY_MASS_SHARED_DATA", "../shared/data"))
+    if not shared.is_dir():
+        raise UserError(f"real data not found at {shared}: set SURVEY_MASS_SHARED_DATA")
+    universe = UniverseSpec(seed=args.seed, physics=args.physics)
+    html_path, json_path = build_realism_report(args.out, universe=universe, shared_data=shared)
+    if args.json:
+        print(json.dumps({"report": str(html_path), "numbers": str(json_path), "exit": 0}))
+        return 0
+    print(html_path)
+    print(json_path)
+    return 0
+
+
 def report(args: argparse.Namespace) -> int:
+    if getattr(args, "realism", False):
+        return _realism(args)
     from survey_mass.validate.job import (
         load_report_job,
         load_table,
@@ -83,6 +112,10 @@ def report(args: argparse.Namespace) -> int:
         results = run_report_job(job)
         for result in results:
             print(result.html_path)
+        if job.weak_lensing is not None:
+            from survey_mass.validate.weak_lensing import headline_lines
+
+            print("\n".join(headline_lines(results[-1].numbers)))
         print(f"{job.out}/index.html")
         return 0
     if not args.catalog or not args.against or not args.out:
@@ -158,4 +191,13 @@ def register(subparsers) -> None:
         metavar="N",
         help="input-gradient maps of the N most massive clusters of a mock run (0: none)",
     )
+    p.add_argument(
+        "--realism",
+        action="store_true",
+        help="measure the mock survey against the real sky (needs --out; see above)",
+    )
+    p.add_argument(
+        "--physics", default="v2", choices=("v1", "v2"), help="with --realism: simulator version"
+    )
+    p.add_argument("--seed", type=int, default=42, help="with --realism: mock universe seed")
     p.set_defaults(func=report)

@@ -31,10 +31,17 @@ def read_catalog(
 
     ``paths`` maps catalog names to local files that override the definitions' ``local`` (also
     used for the catalog named by ``positions_from``). ``via="auto"`` takes the local file when it
-    exists, else the mock, else (only with ``network=True``) the URL, then VizieR.
+    exists, else the mock, else (only with ``network=True``) the URL, then VizieR. A definition
+    with ``[combine]`` is built from its sources (references/combined.py).
     """
     definition = catalog if isinstance(catalog, CatalogDefinition) else load_definition(catalog)
     paths = dict(paths or {})
+    if definition.combine is not None:
+        from survey_mass.references.combined import read_combined
+
+        return read_combined(
+            definition, lambda name: read_catalog(name, via=via, paths=paths, network=network)
+        )
     access, raw = _fetch(definition, via, paths, network, dict(mock_kwargs or {}))
     table = _standardize(raw, access, definition)
     if definition.positions_from:

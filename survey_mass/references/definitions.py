@@ -60,6 +60,10 @@ class RichnessMass(FrozenStrictModel):
 
 MassSpec = Annotated[ColumnMass | R500Mass | RichnessMass, Field(discriminator="method")]
 
+#: Mass definitions a catalog's standard ``logm500`` column may hold (overdensity and reference
+#: density: c = critical, m = mean matter). Only like is compared with like (references/masses.py).
+MassDefinition = Literal["M500c", "M200c", "M200m", "Mvir"]
+
 
 class Columns(FrozenStrictModel):
     """Names of the catalog's own columns for our standard ones."""
@@ -97,11 +101,29 @@ class MockAccess(_Access):
     kwargs: dict = Field(default_factory=dict)
 
 
+class CombineAccess(FrozenStrictModel):
+    """A catalog built from other catalogs: one row per cluster, duplicates resolved by priority."""
+
+    sources: list[str] = Field(min_length=2, description="catalog names, highest priority first")
+    radius_arcmin: float = Field(1.5, gt=0, description="rows closer than this are one cluster")
+    rule: str = Field(description="why the priority is what it is (shown in reports)")
+
+
 class CatalogDefinition(FrozenStrictModel):
     name: str
     title: str
     citation: str
     notes: str = ""
+    mass_definition: MassDefinition = Field(
+        "M500c", description="what the standard logm500 column holds, after the mass relation"
+    )
+    h: float = Field(
+        0.7, gt=0.2, lt=1.5, description="H0/100 the masses are quoted for (M scales as 1/h)"
+    )
+    caveats: list[str] = Field(
+        default_factory=list, description="what a comparison must keep in mind"
+    )
+    combine: CombineAccess | None = None
     file: FileAccess | None = None
     vizier: VizierAccess | None = None
     mock: MockAccess | None = None

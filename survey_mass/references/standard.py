@@ -77,6 +77,9 @@ def _standardize(raw: pd.DataFrame, access: _Access, definition: CatalogDefiniti
         citation=definition.citation,
         notes=definition.notes,
         mass_relation=_mass_description(access.mass),
+        mass_definition=definition.mass_definition,
+        h=definition.h,
+        caveats=list(definition.caveats),
         units={c: STANDARD_UNITS[c] for c in out.columns if c in STANDARD_UNITS},
     )
     return out

@@ -21,9 +21,11 @@ from survey_mass.catalog.paths import CATALOG, CatalogLayout
 from survey_mass.catalog.reader import read_mass_catalog
 from survey_mass.errors import JobSpecError
 from survey_mass.references import read_catalog
+from survey_mass.references.masses import at_reference_h, require_same_definition
 from survey_mass.spec.base import StrictModel
 from survey_mass.spec.job import format_validation_error
 from survey_mass.validate.report import ReportResult, build_report, jsonable
+from survey_mass.validate.weak_lensing import WeakLensingSpec, build_weak_lensing_report
 
 
 class Comparison(StrictModel):
@@ -41,6 +43,9 @@ class ReportJob(StrictModel):
     network: bool = Field(False, description="allow fetching catalogs without a local copy")
     paths: dict[str, str] = Field(default_factory=dict, description="catalog name -> local file")
     comparison: list[Comparison] = Field(min_length=1)
+    weak_lensing: WeakLensingSpec | None = Field(
+        None, description="catalogs against weak-lensing masses, real and mock (weak_lensing.py)"
+    )
 
 
 def load_report_job(path: str | Path) -> ReportJob:
@@ -117,9 +122,13 @@ def run_report_job(job: ReportJob) -> list[ReportResult]:
     results, summary = [], []
     for comp in job.comparison:
         folder = f"{Path(comp.catalog).name}_vs_{'_'.join(comp.against)}"
+        catalog = at_reference_h(table(comp.catalog))  # masses compared at h = 0.7
+        against = {n: at_reference_h(table(n, mock_run_kwargs(comp.catalog))) for n in comp.against}
+        for name, reference in against.items():
+            require_same_definition(catalog, reference, comp.catalog, name)
         result = build_report(
-            table(comp.catalog),
-            {name: table(name, mock_run_kwargs(comp.catalog)) for name in comp.against},
+            catalog,
+            against,
             out / folder,
             match_radius=comp.radius_arcsec * u.arcsec,
             dz=comp.dz,
@@ -144,14 +153,27 @@ def run_report_job(job: ReportJob) -> list[ReportResult]:
                     "frac_std_all": bins.get("all", {}).get("std"),
                 }
             )
-    (out / "summary.json").write_text(
-        json.dumps(jsonable({"title": job.title, "comparisons": summary}), indent=2)
-    )
-    (out / "index.html").write_text(_index(job.title, summary))
+    top = {"title": job.title, "comparisons": summary}
+    if job.weak_lensing is not None:
+        wl = build_weak_lensing_report(
+            job.weak_lensing, table, mock_run_kwargs, out / job.weak_lensing.out
+        )
+        results.append(wl)
+        top["weak_lensing"] = _wl_summary(job.weak_lensing.out, wl)
+    (out / "summary.json").write_text(json.dumps(jsonable(top), indent=2))
+    (out / "index.html").write_text(_index(job.title, summary, top.get("weak_lensing")))
     return results
 
 
-def _index(title: str, rows: list[dict]) -> str:
+def _wl_summary(folder: str, wl: ReportResult) -> dict:
+    return {
+        "report": f"{folder}/weak_lensing.html",
+        "numbers": f"{folder}/weak_lensing.json",
+        "side_by_side": wl.numbers["side_by_side"],
+    }
+
+
+def _index(title: str, rows: list[dict], weak_lensing: dict | None = None) -> str:
     e = html.escape
 
     def fmt(value):
@@ -169,5 +191,12 @@ def _index(title: str, rows: list[dict]) -> str:
         f"table{{border-collapse:collapse}}</style></head><body><h1>{e(title)}</h1>"
         "<table><tr><th>catalog</th><th>reference</th><th>matched</th><th>with masses</th><th>bias [dex]</th>"
         "<th>Gaussian &sigma; [dex]</th><th>(M - M_ref)/M, all z</th></tr>"
-        f"{body}</table><p>bias = mean of log10 M_catalog &minus; log10 M_reference.</p></body></html>"
+        f"{body}</table><p>bias = mean of log10 M_catalog &minus; log10 M_reference.</p>"
+        + (
+            f'<p><a href="{e(weak_lensing["report"])}">Masses against weak-lensing masses</a> '
+            "(real sky beside the mock survey)</p>"
+            if weak_lensing
+            else ""
+        )
+        + "</body></html>"
     )
