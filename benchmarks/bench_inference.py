@@ -7,6 +7,10 @@
 2. the 5-member fold ensemble against its bare first member, images/s on the same inputs.
 
     python benchmarks/bench_inference.py --clusters 256
+    python benchmarks/bench_inference.py --smoke      # seconds: every path runs once
+
+3. the stacked graph (all members in one ``tf.function`` on each shared batch) against the
+   members called one by one, per batch size, with the largest mass difference of the two.
 
 Rendering the mock cutouts is excluded from both sides (an archive would hand over FITS files).
 """
@@ -101,19 +105,57 @@ def images_per_s(fn, inputs, repeat: int = 3) -> float:
     return len(inputs) / best
 
 
-def main() -> None:
+def stacked_vs_eager(ensemble, inputs, z, batch_sizes, repeat: int = 3) -> list[dict]:
+    """The stacked graph against the members called one by one, interleaved run by run, per
+    batch size; the masses of both (with and without TTA) compared."""
+    rows = []
+    for batch_size in batch_sizes:
+        seconds = {True: np.inf, False: np.inf}
+        for stacked in (True, False):  # warm up (tracing) both
+            ensemble.predict(
+                inputs[:batch_size], z=z[:batch_size], batch_size=batch_size, stacked=stacked
+            )
+        for _ in range(repeat):
+            for stacked in (False, True):
+                start = time.perf_counter()
+                ensemble.predict(inputs, z=z, batch_size=batch_size, stacked=stacked)
+                seconds[stacked] = min(seconds[stacked], time.perf_counter() - start)
+        rows.append(
+            {
+                "batch_size": batch_size,
+                "member_by_member_images_per_s": round(len(inputs) / seconds[False], 1),
+                "stacked_images_per_s": round(len(inputs) / seconds[True], 1),
+                "ratio_stacked_time": round(seconds[True] / seconds[False], 3),
+            }
+        )
+    n = min(len(inputs), 32)
+    diff = 0.0
+    for tta in (False, True):
+        a = ensemble.predict(inputs[:n], z=z[:n], tta=tta, stacked=False)
+        b = ensemble.predict(inputs[:n], z=z[:n], tta=tta)
+        diff = max(diff, float(np.max(np.abs(a.log10_m500 - b.log10_m500))))
+    rows.append({"max_mass_difference_dex": diff, "graphs_traced": len(ensemble._graphs)})
+    return rows
+
+
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clusters", type=int, default=256)
     parser.add_argument("--loop-clusters", type=int, default=64, help="the loop is slow")
     parser.add_argument("--batch-size", type=int, default=64)
-    args = parser.parse_args()
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 32, 64, 128])
+    parser.add_argument("--threads", type=int, default=0, help="TF threads (0: usable cores)")
+    parser.add_argument("--smoke", action="store_true", help="a few clusters, seconds")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.clusters, args.loop_clusters, args.batch_sizes = 16, 2, [8]
 
     from survey_mass.infer.ensemble import load_ensemble
     from survey_mass.infer.weigh import prepare
     from survey_mass.runner.worker_plugin import configure_tensorflow
     from survey_mass.zoo.registry import SHIPPED_ZOO
 
-    threads = len(os.sched_getaffinity(0))
+    threads = args.threads or len(os.sched_getaffinity(0))
     configure_tensorflow(threads)
     print(
         json.dumps(
@@ -169,6 +211,10 @@ def main() -> None:
             }
         )
     )
+    rows = stacked_vs_eager(ensemble, inputs, z, args.batch_sizes)
+    summary = {"benchmark": f"stacked graph vs member by member ({k} members)", "threads": threads}
+    print(json.dumps(summary | {"rows": rows}))
+    return summary | {"rows": rows}
 
 
 if __name__ == "__main__":

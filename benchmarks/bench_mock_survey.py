@@ -1,4 +1,4 @@
-"""Benchmark of the mock survey: cutouts per second per instrument, and a 10,000-cluster footprint
+"""Benchmark of the mock survey (``--smoke``: seconds): cutouts per second per instrument, and a 10,000-cluster footprint
 streamed to Parquet in bounded memory.
 
     python benchmarks/bench_mock_survey.py [--n 100] [--clusters 10000]
@@ -15,6 +15,7 @@ streamed to Parquet in bounded memory.
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import tempfile
 import time
@@ -56,6 +57,7 @@ def bench_renderers(n: int) -> None:
             render(state, 1)
         rates[instrument] = len(states) / (time.perf_counter() - start)
     print(f"cutouts per second over {len(states)} clusters (0.03 < z < 1), one process:")
+    bench_renderers.rates = rates
     for instrument, rate in rates.items():
         print(
             f"  {instrument:8s} {rate:8.1f} /s  {1e3 / rate:6.1f} ms each  "
@@ -100,6 +102,7 @@ def bench_painter() -> None:
     slow = _naive_paint(128, col, row, sigma, fluxes)
     t_slow = time.perf_counter() - start
     assert np.allclose(fast, slow)
+    bench_painter.same = True
     print(
         f"optical painter, {n} objects: vectorised {t_fast * 1e3:.1f} ms, naive loop "
         f"{t_slow * 1e3:.0f} ms: x{t_slow / t_fast:.0f}"
@@ -124,6 +127,7 @@ def bench_streaming(n_clusters: int) -> None:
         elapsed = time.perf_counter() - start
         written = sum(f.stat().st_size for f in Path(folder).glob("*.parquet")) / 2**20
     rows = summary["rows"]
+    bench_streaming.rows = rows
     print(
         f"streamed footprint r = {radius:.1f} deg ({footprint.area_deg2():.0f} deg^2): "
         f"{rows['truth']} clusters, {rows['redmapper']} redMaPPer, {rows['weak_lensing']} WL, "
@@ -132,16 +136,25 @@ def bench_streaming(n_clusters: int) -> None:
     )
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100, help="clusters rendered per instrument")
     parser.add_argument(
         "--clusters", type=int, default=10_000, help="clusters in the streamed footprint"
     )
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="a few clusters, seconds")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.n, args.clusters = 2, 200
     bench_renderers(args.n)
     bench_painter()
     bench_streaming(args.clusters)
+    measured = {  # what ran: every renderer, the painter check, the streamed writer
+        "rendered_instruments": sorted(bench_renderers.rates),
+        "painter_matches_naive": bench_painter.same,
+        "streamed_truth_rows": int(bench_streaming.rows["truth"]),
+    }
+    print(json.dumps(measured))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_scale.py --targets 10000 100000 --mode full
     python benchmarks/bench_scale.py --targets 10000 100000 1000000 --mode targets-only
+    python benchmarks/bench_scale.py --smoke       # seconds: checks the stub weighed every target
 
 ``full`` is the production path: run_job on a LocalCluster (2 workers x 1 thread), mock X-ray
 cutouts, preprocessing, the 5-member ensemble, Parquet shards, metadata. ``targets-only`` is the
@@ -32,7 +33,9 @@ STUB = '''
 import survey_mass.runner.shard as shard
 
 def weigh(source, ensemble, targets, instrument, xp, batch_size, tta):
-    return {t.target_id: (14.5, 0.02, 0.1) for t in targets}, {}
+    with open({calls!r}, "a") as log:  # one line per call: the bench checks the stub ran
+        log.write(f"{{len(targets)}}\\n")
+    return {{t.target_id: (14.5, 0.02, 0.1) for t in targets}}, {{}}
 
 shard.weigh = weigh
 '''
@@ -114,10 +117,11 @@ def run_once(n_targets: int, mode: str, workdir: Path) -> dict:
     from survey_mass.targets.plan import plan_shards
 
     spec = job_for(n_targets, str(workdir / f"cat-{mode}-{n_targets}"))
-    preload = []
+    preload, calls = [], workdir / f"stub_calls-{n_targets}.txt"
     if mode == "targets-only":
         stub = workdir / "targets_only_stub.py"
-        stub.write_text(STUB)
+        calls.write_text("")
+        stub.write_text(STUB.format(calls=str(calls)))
         preload = [str(stub)]
     with PeakRSS() as rss:
         start = time.perf_counter()
@@ -134,7 +138,11 @@ def run_once(n_targets: int, mode: str, workdir: Path) -> dict:
         ):
             summary = run_job(spec, client=client, progress=False)
         seconds = time.perf_counter() - start
+    stubbed = sum(map(int, calls.read_text().split())) if mode == "targets-only" else 0
+    if mode == "targets-only" and not 0 < stubbed <= summary.rows + summary.quarantined:
+        raise RuntimeError(f"the targets-only stub weighed {stubbed} targets: it did not run")
     return {
+        "stub_weighed_targets": stubbed,
         "mode": mode,
         "targets": summary.rows + summary.quarantined,
         "weighed": summary.rows,
@@ -165,12 +173,15 @@ def machine() -> dict:
     }
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--mode", choices=["full", "targets-only"], default="targets-only")
     parser.add_argument("--json", type=Path, help="append each result as a JSON line here")
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="300 targets-only targets, seconds")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.targets, args.mode = [300], "targets-only"
     print(json.dumps(machine()))
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         for n in args.targets:

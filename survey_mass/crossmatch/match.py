@@ -26,12 +26,16 @@ from survey_mass.physics.relations import theta500
 from survey_mass.pixel_math import (
     SPATIAL_INDEX_COLUMN,
     healpix,
+    pixel_cone,
     pixels_at_order,
     radec_to_pixels,
+    unit_vectors,
 )
 
 Mode = Literal["nearest", "all"]
 PAIR_COLUMNS = ("left", "right", "sep_arcsec", "dz")
+#: Left rows searched at once: consecutive small partitions are matched together up to this
+GROUP_ROWS = 50_000
 #: Margins are built this much wider than the radius, so rounding can only add candidates.
 _MARGIN_SLACK = 1.0 + 1e-6
 
@@ -172,42 +176,36 @@ def pixels_at(frame: pd.DataFrame, order: int) -> np.ndarray:
 
 
 class MarginCache:
-    """For every HEALPix pixel at ``order``, the right rows within ``radius`` of it (inside or out).
+    """For any HEALPix partition, the right rows that can lie within ``radius`` of it.
 
-    Built once per right catalog with one cone search per row (astropy-healpix returns every pixel
-    a cone overlaps, even partly); a partition at any order <= ``order`` gets its candidates from
-    the pixels it contains, a deeper partition from its ancestor at ``order``.
+    Built once per right catalog as a k-d tree of the rows' unit vectors (no per-row work); a
+    partition's candidates are the rows inside the cone that holds the whole pixel
+    (``pixel_math.pixel_cone``) widened by the radius: every row within the radius of the pixel,
+    and a few more, which the exact pair search then drops. ``order`` is kept as the order the
+    catalog is partitioned at for the caller; any partition order works.
     """
 
     def __init__(self, right: pd.DataFrame, order: int, radius: u.Quantity):
+        from scipy.spatial import cKDTree
+
         _check_positions(right, "right")
         self.order = order
         self.radius = radius.to(u.arcsec)
-        hp = healpix(order)
         ra = right["ra"].to_numpy(float)
         dec = right["dec"].to_numpy(float)
-        search = self.radius * _MARGIN_SLACK
-        rows, pixels = [], []
-        for row in np.flatnonzero(np.isfinite(ra) & np.isfinite(dec)):
-            touched = hp.cone_search_lonlat(ra[row] * u.deg, dec[row] * u.deg, search)
-            rows.append(np.full(len(touched), row))
-            pixels.append(np.asarray(touched, dtype=np.int64))
-        pixels_all = np.concatenate(pixels) if pixels else np.array([], np.int64)
-        rows_all = np.concatenate(rows) if rows else np.array([], np.int64)
-        order_idx = np.argsort(pixels_all, kind="stable")
-        self._pixels = pixels_all[order_idx]
-        self._rows = rows_all[order_idx]
+        self._rows = np.flatnonzero(np.isfinite(ra) & np.isfinite(dec))
+        vectors = unit_vectors(ra[self._rows], dec[self._rows])
+        self._tree = cKDTree(vectors) if self._rows.size else None
 
     def rows_for(self, order: int, pixel: int) -> np.ndarray:
         """Sorted right-row positions that can match a left row inside (order, pixel)."""
-        if order <= self.order:
-            shift = 2 * (self.order - order)
-            lo, hi = int(pixel) << shift, (int(pixel) + 1) << shift
-        else:
-            lo = int(pixel) >> 2 * (order - self.order)
-            hi = lo + 1
-        a, b = np.searchsorted(self._pixels, [lo, hi])
-        return np.unique(self._rows[a:b])
+        if self._tree is None:
+            return np.array([], np.int64)
+        ra, dec, reach = pixel_cone(int(order), int(pixel))
+        angle = min(reach + self.radius.to_value(u.deg) * _MARGIN_SLACK, 180.0)
+        chord = 2.0 * np.sin(np.radians(angle) / 2.0) * _MARGIN_SLACK
+        found = self._tree.query_ball_point(unit_vectors([ra], [dec])[0], chord)
+        return np.sort(self._rows[np.asarray(found, dtype=np.int64)])
 
 
 def margin_order(radius: u.Quantity, max_order: int = 10) -> int:
@@ -248,7 +246,7 @@ def partitioned_match(
         raise MatchError(
             f"margin cache radius {cache.radius} is smaller than the match radius {max_radius}"
         )
-    out, offset = [], 0
+    out, group, offset, held = [], [], 0, 0
     for order, pixel, rows in partitions:
         _check_positions(rows, "left")
         radii = spec.radii(rows)
@@ -257,21 +255,32 @@ def partitioned_match(
                 f"a left row in partition {order}/{pixel} needs radius {radii.max():.1f} > max_radius "
                 f"{max_radius:.1f}; pass a larger max_radius"
             )
-        candidates = cache.rows_for(order, pixel)
-        if len(rows) and candidates.size:
-            pairs = _match_block(
-                rows.reset_index(drop=True),
-                right.iloc[candidates].reset_index(drop=True),
-                radii,
-                spec,
-            )
-            pairs["left"] += offset
-            pairs["right"] = candidates[pairs["right"].to_numpy()]
-            out.append(pairs)
-        offset += len(rows)
+        if len(rows):
+            group.append((rows, radii, cache.rows_for(order, pixel)))
+            held += len(rows)
+        if held >= GROUP_ROWS:  # small partitions are searched together: one search per group
+            out.append(_match_group(group, right, spec, offset))
+            offset, group, held = offset + held, [], 0
+    if group:
+        out.append(_match_group(group, right, spec, offset))
+    out = [pairs for pairs in out if len(pairs)]
     if not out:
         return _empty_pairs()
     return pd.concat(out, ignore_index=True)
+
+
+def _match_group(group: list, right: pd.DataFrame, spec: MatchSpec, offset: int) -> pd.DataFrame:
+    """Pairs of consecutive left partitions against the union of their margins (exact: the
+    search is the same on any superset of a row's candidates)."""
+    candidates = np.unique(np.concatenate([c for _, _, c in group]))
+    if candidates.size == 0:
+        return _empty_pairs()
+    rows = pd.concat([r for r, _, _ in group], ignore_index=True)
+    radii = np.concatenate([rad.to_value(u.arcsec) for _, rad, _ in group]) * u.arcsec
+    pairs = _match_block(rows, right.iloc[candidates].reset_index(drop=True), radii, spec)
+    pairs["left"] += offset
+    pairs["right"] = candidates[pairs["right"].to_numpy()]
+    return pairs
 
 
 def split_partitions(

@@ -1,8 +1,9 @@
 """Crossmatch a mass catalog partition by partition.
 
-The crossmatch walks the partitions one at a time (``catalog.reader.iter_partitions``) against a
-reference catalog's margin cache (match.partitioned_match), so memory holds one partition and the
-matches, whatever the catalog's size.
+The crossmatch walks the partitions in order (``catalog.reader.iter_partitions``), gathering
+consecutive ones into groups of at most ~``GROUP_ROWS`` left rows (a partition is never split), and
+matches each group against the reference's margin cache (match.partitioned_match), so memory holds
+one group and the matches, whatever the catalog's size.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pandas as pd
 
 from survey_mass.catalog.reader import iter_partitions, read_mass_catalog
 from survey_mass.crossmatch.match import (
+    GROUP_ROWS,
     MarginCache,
     MatchSpec,
     join_pairs,
@@ -40,13 +42,21 @@ def match_catalog(
         if len(sizes):
             max_radius = max(spec.radii(sizes).max(), spec.radius)
     cache = MarginCache(reference, margin_order(max_radius), max_radius)
-    joined = []
-    for order, pixel, rows in iter_partitions(catalog, columns):
-        pairs = partitioned_match(
-            [(order, pixel, rows)], reference, spec, cache=cache, max_radius=max_radius
-        )
-        if len(pairs):  # keep only matched rows: memory stays one partition + the matches
-            joined.append(join_pairs(rows, reference, pairs, suffixes))
-    if not joined:
-        return join_pairs(rows, reference, pairs, suffixes)  # no match: empty, with every column
-    return pd.concat(joined, ignore_index=True)
+    joined, group, held = [], [], 0
+    for part in iter_partitions(catalog, columns):
+        group.append(part)
+        held += len(part[2])
+        if held >= GROUP_ROWS:  # small partitions are matched together, a group at a time
+            joined.append(_match_group(group, reference, spec, cache, max_radius, suffixes))
+            group, held = [], 0
+    if group or not joined:
+        joined.append(_match_group(group, reference, spec, cache, max_radius, suffixes))
+    kept = [j for j in joined if len(j)] or joined[-1:]  # no match: empty, with every column
+    return pd.concat(kept, ignore_index=True) if len(kept) > 1 else kept[0]
+
+
+def _match_group(group, reference, spec, cache, max_radius, suffixes) -> pd.DataFrame:
+    """Joined pairs of a group of partitions: memory holds the group and the matches."""
+    pairs = partitioned_match(group, reference, spec, cache=cache, max_radius=max_radius)
+    rows = pd.concat([r for _, _, r in group], ignore_index=True) if group else pd.DataFrame()
+    return join_pairs(rows, reference, pairs, suffixes)

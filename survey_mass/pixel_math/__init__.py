@@ -6,6 +6,8 @@ Everything is nested HEALPix (as HATS): a pixel at order K holds the four pixels
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from astropy import units as u
 from astropy_healpix import HEALPix
@@ -108,3 +110,24 @@ def angular_separation_deg(ra1, dec1, ra2, dec2) -> np.ndarray:
     sdlon = np.sin((ra2 - ra1) / 2)
     a = sdlat**2 + np.cos(dec1) * np.cos(dec2) * sdlon**2
     return np.degrees(2 * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0))))
+
+
+def unit_vectors(ra, dec) -> np.ndarray:
+    """(N, 3) Cartesian unit vectors of (ra, dec) [deg] (for chord-distance trees)."""
+    ra, dec = np.radians(np.asarray(ra, dtype=float)), np.radians(np.asarray(dec, dtype=float))
+    cos_dec = np.cos(dec)
+    return np.column_stack([cos_dec * np.cos(ra), cos_dec * np.sin(ra), np.sin(dec)])
+
+
+@functools.lru_cache(maxsize=65_536)
+def pixel_cone(order: int, pixel: int, step: int = 16) -> tuple[float, float, float]:
+    """(ra, dec, radius) [deg] of a cone holding the whole nested pixel: its centre and the
+    largest distance to ``step`` points per edge of its boundary, widened by a hair for rounding
+    (the farthest points of a HEALPix pixel are its vertices, which the boundary samples hold).
+    Pure geometry, so cached per process."""
+    hp = healpix(order)
+    lon, lat = hp.healpix_to_lonlat(int(pixel))
+    b_lon, b_lat = hp.boundaries_lonlat(int(pixel), step=step)
+    ra, dec = float(lon.to_value(u.deg)), float(lat.to_value(u.deg))
+    reach = angular_separation_deg(ra, dec, b_lon.to_value(u.deg), b_lat.to_value(u.deg)).max()
+    return ra, dec, float(reach) * (1 + 1e-6) + 1e-9

@@ -161,8 +161,9 @@ def test_margin_cache_holds_rows_just_outside_a_pixel():
     )
     assert hp.lonlat_to_healpix(outward.ra, outward.dec) != 5
     cache = MarginCache(right, order=4, radius=1.0 * u.deg)
-    assert cache.rows_for(2, 5).tolist() == [0]
-    assert 0 not in MarginCache(right, order=4, radius=0.5 * u.deg).rows_for(2, 5)
+    assert cache.rows_for(2, 5).tolist() == [0]  # the far side of the sky is never a candidate
+    far = right.assign(ra=right["ra"] + 90.0)
+    assert MarginCache(far, order=4, radius=0.5 * u.deg).rows_for(2, 5).tolist() == []
 
 
 @pytest.mark.parametrize(
@@ -234,3 +235,33 @@ def test_catalog_match_partition_by_partition_equals_whole_sky_match(mass_catalo
     assert len(list_partitions(root)) == 192
     assert (joined["sep_arcsec"] <= 1.5 * 3600).all()
     assert {"logm500_pred", "logm500_ref", "dz"} <= set(joined.columns)
+
+
+@pytest.mark.parametrize("mode", ["all", "nearest"])
+def test_catalog_match_near_borders_poles_and_ra_wrap_equals_astropy(tmp_path, mode, monkeypatch):
+    import survey_mass.crossmatch.match as match_module
+    import survey_mass.crossmatch.partitions as partitions_module
+
+    # small groups, so a match spans several groups of partitions as on a large catalog
+    monkeypatch.setattr(match_module, "GROUP_ROWS", 150)
+    monkeypatch.setattr(partitions_module, "GROUP_ROWS", 150)
+    left = _hard_sky(11, n=1500, edge_order=2, jitter_deg=0.3)
+    left["target_id"] = [f"L{i}" for i in range(len(left))]
+    right = _hard_sky(12, n=1500, edge_order=2, jitter_deg=0.3)
+    root = write_mass_catalog(tmp_path / "masses", left, order=2)
+    radius = 0.5 * u.deg
+    joined = match_catalog(root, right, MatchSpec(radius=radius, mode=mode))
+    got = set(zip(joined["target_id_pred"], joined["ra_ref"], strict=True))
+    c1 = SkyCoord(left["ra"].to_numpy() * u.deg, left["dec"].to_numpy() * u.deg)
+    c2 = SkyCoord(right["ra"].to_numpy() * u.deg, right["dec"].to_numpy() * u.deg)
+    if mode == "all":
+        i1, i2, _, _ = search_around_sky(c1, c2, radius)
+    else:
+        i2, sep, _ = match_coordinates_sky(c1, c2)
+        i1 = np.flatnonzero(sep <= radius)
+        i2 = i2[i1]
+    want = set(zip(left["target_id"].to_numpy()[i1], right["ra"].to_numpy()[i2], strict=True))
+    assert got == want and len(want) > 300
+    # the hard places do produce pairs: across RA = 0/360 and within 1 deg of a pole
+    assert (np.abs(joined["ra_pred"] - joined["ra_ref"]) > 300).any()
+    assert (np.abs(joined["dec_pred"]) > 89).any()
