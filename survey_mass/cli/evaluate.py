@@ -1,7 +1,8 @@
 """``survey-mass evaluate --seed S``: the zoo on fresh mock clusters, tables per z bin and quartile.
 
     survey-mass evaluate --seed 5150 [--clusters 600] [--instruments xray,sz,optical]
-                         [--mock physics=v2] [--out out/evaluate] [--results benchmarks/RESULTS.md]
+                         [--massive 300] [--mock physics=v2] [--out out/evaluate]
+                         [--results benchmarks/RESULTS.md]
 
 The seed must be one no zoo entry was trained on (refused otherwise). The tables (bias, std,
 68%/95% coverage, slope of estimate on truth; overall, per redshift bin, per quartile of the
@@ -45,9 +46,17 @@ def evaluate(args: argparse.Namespace) -> int:
     words += ["--instruments", ",".join(instruments)]
     words += [w for pair in args.model for w in ("--model", pair)]
     words += [w for pair in args.mock for w in ("--mock", pair)]
+    words += ["--massive", str(args.massive)]
     command = "survey-mass evaluate " + shlex.join(words)
     numbers = run_evaluation(
-        args.seed, args.clusters, instruments, models, _mock(args.mock), Path(args.out), command
+        args.seed,
+        args.clusters,
+        instruments,
+        models,
+        _mock(args.mock),
+        Path(args.out),
+        command,
+        massive=args.massive,
     )
     text = markdown(numbers)
     print(text)
@@ -74,6 +83,12 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--mock", action="append", default=[], metavar="KEY=VALUE", help="universe field"
+    )
+    p.add_argument(
+        "--massive",
+        type=int,
+        default=300,
+        help="also weigh ~N clusters above 10^14.5 at z < 0.4 from a wide cone (0: none)",
     )
     p.add_argument("--out", default="out/evaluate", help="folder for the catalog and tables")
     p.add_argument("--results", help="markdown file to write the tables into (between markers)")

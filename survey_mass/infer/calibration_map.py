@@ -137,7 +137,23 @@ def fit_map(z, m, sigma, truth, fitted_on: dict) -> dict:
                 "cells": _fit_cells(m[ok], sigma[ok], residual, edges, prior["half68"]),
             }
         )
-    return {"map_version": MAP_VERSION, "fitted_on": fitted_on, "z_bins": bins}
+    return {"map_version": MAP_VERSION, "fitted_on": fitted_on, "z_bins": _borrowed(bins)}
+
+
+def _borrowed(bins: list[dict]) -> list[dict]:
+    """A z bin with too few calibration clusters (the smallest volume, z < 0.1) takes the
+    nearest fitted bin's map, saying so, rather than leaving its clusters without a mass."""
+    fitted = [i for i, b in enumerate(bins) if b["usable"]]
+    if not fitted:
+        return bins
+    out = []
+    for i, b in enumerate(bins):
+        if b["usable"]:
+            out.append(b)
+            continue
+        near = bins[min(fitted, key=lambda j: abs(j - i))]
+        out.append({**near, "z_bin": b["z_bin"], "n": b["n"], "borrowed_from": near["z_bin"]})
+    return out
 
 
 class CalibrationMap:

@@ -70,7 +70,14 @@ def run_calibration(
     spec = evaluation_spec(seed, n_clusters, instruments, raw, mock, str(out / "catalog"))
     spec = spec.model_copy(update={"name": f"calibrate-seed{seed}"})
     resolved = resolve_models(spec.models, spec.instruments)
-    refuse_training_seed(seed, {e.version: e.manifest for e in resolved.entries.values()})
+    # the map being replaced may have been fitted on this seed: only training seeds count here
+    refuse_training_seed(
+        seed,
+        {
+            e.version: {k: v for k, v in e.manifest.items() if k != "calibration_map"}
+            for e in resolved.entries.values()
+        },
+    )
     run_job(spec, client=client, progress=True)
     truth = mock_truth(spec.source.mock, spec.targets.footprint)[["target_id", "log10_m500"]]
     joined = read_mass_catalog(spec.output.url).merge(truth, on="target_id")

@@ -53,8 +53,8 @@ def refuse_training_seed(seed: int, manifests: dict[str, dict]) -> None:
     clash = sorted(name for name, seeds in used.items() if seed in seeds)
     if clash:
         raise UserError(
-            f"--seed {seed} is a training seed of {', '.join(clash)}: an evaluation on clusters a "
-            "model was trained on flatters it; choose another seed"
+            f"--seed {seed} is a training or calibration seed of {', '.join(clash)}: clusters a "
+            "model was fitted on flatter it; choose another seed"
         )
 
 
@@ -80,6 +80,8 @@ def stats_row(label: str, frame: pd.DataFrame, est: str) -> dict:
     delta = est_v - truth
     nan = math.nan
     n = int(delta.size)
+    prior_bit = _prior_bit(est)
+    flags = frame["flags"].to_numpy()[ok] if "flags" in frame else np.zeros(n, int)
     slope = float(np.polyfit(truth, est_v, 1)[0]) if n > 2 and np.ptp(truth) > 0 else nan
     return {
         "bin": label,
@@ -90,7 +92,14 @@ def stats_row(label: str, frame: pd.DataFrame, est: str) -> dict:
         "coverage_68": float(np.mean(np.abs(delta) <= sigma)) if n else nan,
         "coverage_95": float(np.mean(np.abs(delta) <= half95)) if n else nan,
         "slope": slope,
+        "prior_fraction": float(np.mean((flags & prior_bit) > 0)) if n else nan,
     }
+
+
+def _prior_bit(est: str) -> int:
+    from survey_mass.catalog.schema import FLAG_JOINT_PRIOR, FLAG_PRIOR
+
+    return FLAG_JOINT_PRIOR if est == "joint" else FLAG_PRIOR[est]
 
 
 def estimate_table(joined: pd.DataFrame, est: str) -> list[dict]:
@@ -101,14 +110,12 @@ def estimate_table(joined: pd.DataFrame, est: str) -> list[dict]:
     for lo, hi in Z_BINS:
         rows.append(stats_row(f"z {lo:g}-{hi:g}", joined[(z >= lo) & (z < hi)], est))
     weighed = joined[np.isfinite(joined[col].to_numpy(float))]
-    if len(weighed) >= 8:
-        edges = np.quantile(weighed[col], [0.0, 0.25, 0.5, 0.75, 1.0])
-        for q in range(4):
-            inside = (weighed[col] >= edges[q]) & (
-                (weighed[col] < edges[q + 1]) if q < 3 else (weighed[col] <= edges[q + 1])
-            )
-            label = f"Q{q + 1} est {edges[q]:.2f}-{edges[q + 1]:.2f}"
-            rows.append(stats_row(label, weighed[inside], est))
+    if len(weighed) >= 8:  # equal-count quartiles by rank: ties (the prior's value) split too
+        order = np.argsort(weighed[col].to_numpy(float), kind="stable")
+        for q, part in enumerate(np.array_split(order, 4)):
+            values = weighed[col].to_numpy(float)[part]
+            label = f"Q{q + 1} est {values.min():.2f}-{values.max():.2f}"
+            rows.append(stats_row(label, weighed.iloc[part], est))
     return rows
 
 
@@ -141,20 +148,22 @@ def markdown(numbers: dict) -> str:
         f"{', '.join(numbers['models'])}).",
         "",
     ]
-    header = "| bin | n | median | mean | std | 68% | 95% | slope |"
+    header = "| bin | n | median | mean | std | 68% | 95% | slope | prior |"
     for est, rows in numbers["tables"].items():
         lines += [f"**{est}** (log10 M_est - log10 M_true [dex])", "", header]
-        lines.append("|---|---|---|---|---|---|---|---|")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             lines.append(
                 f"| {r['bin']} | {r['n']} | {_fmt(r['median_dex'])} | {_fmt(r['mean_dex'])} | "
                 f"{_fmt(r['std_dex'], sign=False)} | {_fmt(r['coverage_68'], 2, False)} | "
-                f"{_fmt(r['coverage_95'], 2, False)} | {_fmt(r['slope'], 2, False)} |"
+                f"{_fmt(r['coverage_95'], 2, False)} | {_fmt(r['slope'], 2, False)} | "
+                f"{_fmt(r['prior_fraction'], 2, False)} |"
             )
         lines.append("")
     ests = [e for e in ESTIMATES if e in numbers["tables"]]
     lines += [
-        "**Massive end** (z < 0.4): median error [dex] (n) per bin of true mass",
+        f"**Massive end** ({_massive_source(numbers)}): median error [dex] (n) per bin of "
+        "true mass",
         "",
         "| true mass bin | " + " | ".join(ests) + " |",
         "|---|" + "---|" * len(ests),
@@ -166,6 +175,12 @@ def markdown(numbers: dict) -> str:
         ]
         lines.append(f"| {r['bin']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _massive_source(numbers: dict) -> str:
+    if "n_massive" in numbers:
+        return f"{numbers['n_massive']} clusters above 10^14.5 at z < 0.4 from a wide cone"
+    return "the cone's clusters above 10^14.5 at z < 0.4"
 
 
 def write_results(text: str, path: Path) -> None:
@@ -215,6 +230,47 @@ def evaluation_spec(seed: int, n_clusters: int, instruments, models: dict, mock:
     )
 
 
+def massive_sample(seed: int, n: int, mock: dict):
+    """(footprint, truth) of about ``n`` clusters above 10^14.5 at z < 0.4: a wide cone, as rare
+    as they are (~0.1 per deg^2), so that the massive end is measured on hundreds, not a few."""
+    from survey_mass.mock.universe import clusters_per_deg2
+    from survey_mass.spec.footprint import ConeFootprint
+    from survey_mass.spec.universe import UniverseSpec
+    from survey_mass.validate.truth import mock_truth
+
+    universe = UniverseSpec(seed=seed, **mock)
+    rare = universe.model_copy(update={"log10_m500_min": MASSIVE_EDGES[0], "z_max": MASSIVE_Z_MAX})
+    area = 1.2 * n / clusters_per_deg2(rare)
+    radius = min(math.degrees(math.acos(1.0 - area / (2 * math.pi * math.degrees(1.0) ** 2))), 90)
+    footprint = ConeFootprint(ra=200.0, dec=30.0, radius_deg=radius)
+    truth = mock_truth(universe, footprint)
+    massive = (truth["z"] < MASSIVE_Z_MAX) & (truth["log10_m500"] > MASSIVE_EDGES[0])
+    return footprint, truth[massive].reset_index(drop=True)
+
+
+def run_massive(seed, n, instruments, models: dict, mock: dict, out: Path, client=None):
+    """The massive end weighed as a target catalog by the production path, joined to truth."""
+    from survey_mass.catalog.reader import read_mass_catalog
+    from survey_mass.runner.job import run_job
+
+    footprint, truth = massive_sample(seed, n, mock)
+    out.mkdir(parents=True, exist_ok=True)
+    targets = out / "massive_targets.csv"
+    truth.rename(columns={"target_id": "id"})[["id", "ra", "dec", "z"]].to_csv(targets, index=False)
+    spec = evaluation_spec(seed, 10, instruments, models, mock, str(out / "massive_catalog"))
+    spec = spec.model_copy(
+        update={
+            "name": f"evaluate-massive-seed{seed}",
+            "targets": spec.targets.model_copy(
+                update={"catalog": str(targets), "footprint": footprint}
+            ),
+        }
+    )
+    run_job(spec, client=client, progress=True)
+    catalog = read_mass_catalog(spec.output.url)
+    return catalog.merge(truth[["target_id", "log10_m500"]], on="target_id", how="inner")
+
+
 def run_evaluation(
     seed: int,
     n_clusters: int,
@@ -224,8 +280,10 @@ def run_evaluation(
     out: Path,
     command: str,
     client=None,
+    massive: int = 0,
 ) -> dict:
-    """Weigh a fresh cone with the production path and tabulate every estimate against truth."""
+    """Weigh a fresh cone with the production path and tabulate every estimate against truth;
+    ``massive``: also weigh about that many massive low-z clusters for the massive-end table."""
     from survey_mass.catalog.reader import read_mass_catalog
     from survey_mass.runner.job import run_job
     from survey_mass.validate.truth import mock_truth
@@ -250,5 +308,8 @@ def run_evaluation(
         "tables": tables(joined, spec.instruments),
         "massive": massive_table(joined),
     }
+    if massive:
+        wide = run_massive(seed, massive, instruments, models, mock, out, client)
+        numbers["massive"], numbers["n_massive"] = massive_table(wide), int(len(wide))
     save(numbers, out)
     return numbers

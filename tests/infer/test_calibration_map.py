@@ -73,3 +73,12 @@ def test_an_uninformative_instrument_is_flagged_and_gets_no_weight_in_the_joint_
     assert (cat["flags"] & FLAG_PRIOR["sz"]).all() and not (cat["flags"] & FLAG_PRIOR["xray"]).any()
     np.testing.assert_allclose(cat["logm500"], truth)  # the joint mass is the X-ray mass alone
     assert (cat["logm500_sz_half95"] > cat["logm500_sz_sigma"]).all()
+
+
+def test_a_redshift_bin_without_calibration_clusters_borrows_its_neighbours_map():
+    z, est, sigma, truth = population(7)
+    z = np.where(z < 0.1, 0.15, z)  # no calibration cluster below z 0.1
+    data = fit_map(z, est, sigma, truth, fitted_on={})
+    assert data["z_bins"][0]["borrowed_from"] == [0.1, 0.2]
+    applied = CalibrationMap(data).apply(np.array([0.05]), np.array([14.3]), np.array([0.04]))
+    assert np.isfinite(applied.log10_m500).all()  # a low-z cluster keeps its mass

@@ -185,9 +185,13 @@ def test_shipped_joint_model_beats_the_best_single_instrument_on_fresh_clusters(
 
 
 def test_a_three_instrument_shard_is_weighed_jointly_with_calibrated_intervals(tmp_path):
-
+    """The joint model's own combination (its entries' calibration maps are tested apart)."""
     spec = parse_job_spec(
-        JOB.format(instruments='["xray", "sz", "optical"]', models="", url=tmp_path / "out")
+        JOB.format(
+            instruments='["xray", "sz", "optical"]',
+            models="calibrated = false",
+            url=tmp_path / "out",
+        )
         + "[source]\nmock = { seed = 17, z_max = 0.6, density_scale = 10.0 }\n"
     )
     cat, _ = weigh_in_process(spec)

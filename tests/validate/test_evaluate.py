@@ -68,7 +68,7 @@ def test_the_massive_end_is_binned_in_true_mass_below_z_04():
 def test_a_training_seed_is_refused_by_name():
     manifest = json.loads((SHIPPED_ZOO / "xray-v1" / "manifest.json").read_text())
     assert 1001 in training_seeds(manifest)
-    with pytest.raises(UserError, match="training seed of xray-v1"):
+    with pytest.raises(UserError, match="training or calibration seed of xray-v1"):
         refuse_training_seed(1001, {"xray-v1": manifest})
     refuse_training_seed(5150, {"xray-v1": manifest})
 
