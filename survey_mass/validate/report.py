@@ -6,7 +6,7 @@ for every mass estimate present (joint and per instrument), and writes
 
 - ``report.html``: self-contained (CSS inline, plots as base64 PNG), opens from disk or e-mail;
 - ``report.json``: every number of the page (NaN as null), for scripts and regression checks;
-- ``matches_<reference>.csv``: the matched pairs behind the numbers.
+- ``matches_<reference>.csv``: the matched pairs.
 """
 
 from __future__ import annotations
@@ -162,8 +162,8 @@ def _compare(predictions, reference, name, estimates, spec, out: Path):
         sigma_ref = joined["logm500_sigma_ref"] if "logm500_sigma_ref" in joined else None
         for est in estimates:
             sigma = joined[f"{est}_sigma_pred"] if f"{est}_sigma_pred" in joined else None
-            upper = f"{est}_p97_5_pred"  # the catalog's calibrated 95% interval, where it has one
-            half95 = joined[upper] - joined[f"{est}_pred"] if upper in joined else None
+            upper, own = f"{est}_p97_5_pred", joined.get(f"{est}_half95_pred")  # 95% intervals
+            half95 = joined[upper] - joined[f"{est}_pred"] if upper in joined else own
             summary = summarize(
                 joined[f"{est}_pred"], joined["logm500_ref"], z, sigma, sigma_ref, half95
             )
