@@ -213,17 +213,26 @@ def _register_models(client, plan: JobPlan) -> None:
         ) from err
 
 
+def _same(value):
+    return value
+
+
 def run_shards(plan: JobPlan, client, progress: bool = True) -> None:
     """Weigh every shard not yet done on the job's cluster."""
     spec = plan.spec
     _register_models(client, plan)
+    # the spec and model set travel once, as two small tasks every shard depends on, not inside
+    # each shard's task (thousands of copies held by the scheduler and the client); as tasks,
+    # not scattered data, so a worker lost with them is recomputed from them
+    spec_f = client.submit(_same, spec, key=f"spec-{plan.job_hash}", pure=False)
+    models_f = client.submit(_same, plan.models, key=f"models-{plan.job_hash}", pure=False)
 
     def submit(shard: Shard):
         return client.submit(
             process_shard,
-            spec,
+            spec_f,
             shard,
-            plan.models,
+            models_f,
             plan.job_hash,
             plan.lease.run_id,
             plan.layout.url,
