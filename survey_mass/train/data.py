@@ -17,6 +17,7 @@ from survey_mass.pixel_math import footprint_pixels
 from survey_mass.preprocess import PREPROCESSORS, TRAINING_PREPROCESSING
 from survey_mass.sources.base import Target
 from survey_mass.spec.footprint import ConeFootprint
+from survey_mass.train.spec import TailSpec
 
 
 def training_clusters(
@@ -69,10 +70,32 @@ def training_inputs(
     return np.concatenate(inputs), table
 
 
+#: where a tail sample is drawn: the antipode of ``training_clusters``' default cone
+TAIL_CONE = (220.0, 30.0)
+#: prefix of a tail cluster's id, so it never collides with a main-sample id of the same pixel
+TAIL_ID_PREFIX = "tail:"
+
+
 def training_set(
-    spec: UniverseSpec, n_clusters: int, instrument: str, progress: bool = True
+    spec: UniverseSpec,
+    n_clusters: int,
+    instrument: str,
+    progress: bool = True,
+    tail: TailSpec | None = None,
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """Model inputs of the universe's first ``n_clusters`` clusters whose cutouts pass, and their
-    truth rows: what every trainer starts from."""
+    truth rows: what every trainer starts from. With ``tail``, its massive clusters are appended
+    (ids prefixed ``tail:``; column ``tail`` tells them apart)."""
     truth = training_clusters(spec, n_clusters)
-    return training_inputs(spec, truth, instrument, progress=progress)
+    images, table = training_inputs(spec, truth, instrument, progress=progress)
+    table["tail"] = False
+    if tail is None:
+        return images, table
+    tail_spec = spec.model_copy(
+        update={"log10_m500_min": max(tail.log10_m500_min, spec.log10_m500_min)}
+    )
+    tail_truth = training_clusters(tail_spec, tail.n_clusters, *TAIL_CONE)
+    tail_images, tail_table = training_inputs(tail_spec, tail_truth, instrument, progress=progress)
+    tail_table["target_id"] = TAIL_ID_PREFIX + tail_table["target_id"].astype(str)
+    tail_table["tail"] = True
+    return np.concatenate([images, tail_images]), pd.concat([table, tail_table], ignore_index=True)

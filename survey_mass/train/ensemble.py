@@ -179,7 +179,8 @@ def train_fold_ensemble(
     """Train (or resume) every fold member, calibrate, then write the manifest last."""
     out = Path(spec.out)
     out.mkdir(parents=True, exist_ok=True)
-    spec_hash = hashlib.sha256(spec.model_dump_json(exclude={"out"}).encode()).hexdigest()[:16]
+    unset = {"out"} | ({"tail"} if spec.tail is None else set())  # v1 checkpoints still resume
+    spec_hash = hashlib.sha256(spec.model_dump_json(exclude=unset).encode()).hexdigest()[:16]
     folds = mass_sorted_folds(truth["log10_m500"].to_numpy(), spec.folds)
     log = tqdm.write if progress else (lambda s: None)
     records = []
@@ -265,6 +266,7 @@ def _write_fold_manifest(
         held_out=overall.as_dict(),
         scatter_dex=overall.scatter,
         calibration=calibrate(val_df, test_df),
+        prior=spec.prior(),
         training={
             "universe": spec.universe.model_dump(),
             "n_clusters": int(len(truth)),

@@ -167,7 +167,7 @@ def train_optical(
 ) -> tuple[Path, dict]:
     """Both steps, then the entry (members, classifier, metrics, manifest); (folder, metrics)."""
     out, work = entry_folders(spec, settings)
-    images, truth = training_set(spec.universe, spec.n_clusters, "optical", progress)
+    images, truth = training_set(spec.universe, spec.n_clusters, "optical", progress, spec.tail)
     classifier, step1 = _step1(images, spec, settings, work, progress)
     labelled = labelled_subset(len(truth), settings.labelled_fraction, spec.folds, spec.fit_seed)
     fold_dir = _step2(
@@ -233,6 +233,7 @@ def _write_optical_manifest(
         scatter_dex=step2["scatter_dex"],
         calibration=step2["calibration"],
         metrics=write_metrics(staging, metrics),
+        prior=spec.prior(),
         band_classifier={
             "file": CLASSIFIER_FILE,
             "sha256": sha256_file(staging / CLASSIFIER_FILE),

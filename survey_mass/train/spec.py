@@ -14,6 +14,20 @@ from survey_mass.spec.job import format_validation_error
 from survey_mass.spec.universe import UniverseSpec
 
 
+class TailSpec(StrictModel):
+    """Extra massive clusters for training: the mass function gives a survey few of them, so
+    without a tail sample a model regresses to the mean exactly where PSZ2 and weak lensing are.
+
+    They are drawn from the same universe above ``log10_m500_min``, in a cone far from the main
+    sample's (so no cluster is drawn twice). The prior a model learns is then the mass function
+    plus this tail; the calibration map, fitted on a fresh mass-function population, removes what
+    that does to the median (see survey_mass/infer/calibration_map.py).
+    """
+
+    n_clusters: int = Field(ge=10, description="massive clusters added to the training set")
+    log10_m500_min: float = Field(14.5, ge=13.5, le=15.3, description="[log10 Msun]")
+
+
 class TrainSpec(StrictModel):
     """How one fold ensemble is trained on the mock survey; defaults fit 2 CPU cores."""
 
@@ -34,7 +48,20 @@ class TrainSpec(StrictModel):
     )
     nll_epochs: int = Field(8, ge=1, description="epochs of the NLL fine-tuning phase")
     universe: UniverseSpec = Field(default_factory=lambda: UniverseSpec(seed=1001))
+    tail: TailSpec | None = Field(None, description="massive clusters added to the mass function")
     fit_seed: int = 0
+
+    def prior(self, universe: UniverseSpec | None = None) -> dict:
+        """The training population, as stated in the manifest: what the model's output leans to."""
+        universe = universe or self.universe
+        return {
+            "mass_function": "Tinker et al. 2008, M500c (survey_mass/mock/universe.py)",
+            "log10_m500": [universe.log10_m500_min, universe.log10_m500_max],
+            "z": [universe.z_min, universe.z_max],
+            "physics": universe.physics,
+            "n_mass_function": self.n_clusters,
+            "tail": None if self.tail is None else self.tail.model_dump(),
+        }
 
 
 def load_train_spec(path: str | Path) -> TrainSpec:

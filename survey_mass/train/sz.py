@@ -136,7 +136,7 @@ def _train_bin(
     """Bin ``i``'s ``trainings`` fold ensembles, each with new seeds, on its standardised maps:
     (the bin's universe, its (mu, sigma), the ensembles' folders)."""
     universe = bin_universe(spec.universe, Z_BINS[i], spec.n_clusters, settings.cone_deg2)
-    images, truth = training_set(universe, spec.n_clusters, "sz", progress)
+    images, truth = training_set(universe, spec.n_clusters, "sz", progress, spec.tail)
     mu, sigma = standardisation(images)
     inputs = ((images - mu) / sigma).astype(np.float32)
     build = partial(
@@ -197,6 +197,7 @@ def _write_sz_manifest(
         held_out={k: overall[k] for k in ("n", "bias", "median", "scatter", "mae")},
         scatter_dex=overall["scatter"],
         metrics=write_metrics(staging, metrics),
+        prior=spec.prior(),
         selection={
             "trainings_per_fold": settings.trainings,
             "rule": f"validation fold: least scatter with |bias| <= {BIAS_TOLERANCE} dex, "

@@ -18,7 +18,7 @@ from survey_mass.train.spec import TrainSpec
 
 def train_xray(spec: TrainSpec, progress: bool = True) -> tuple[Path, dict]:
     """Train (or resume) the fold ensemble at ``spec.out``; returns (folder, metrics)."""
-    images, truth = training_set(spec.universe, spec.n_clusters, "xray", progress)
+    images, truth = training_set(spec.universe, spec.n_clusters, "xray", progress, spec.tail)
     preprocessing = TRAINING_PREPROCESSING["xray"]
     out = train_fold_ensemble(spec, images, truth, build_xray_cnn, preprocessing, progress)
     return out, evaluate_entry(out)

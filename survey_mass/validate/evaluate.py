@@ -21,12 +21,16 @@ import pandas as pd
 
 from survey_mass.constants import GAUSS_95, Z_BINS
 from survey_mass.errors import UserError
+from survey_mass.validate.detections import detection_markdown, detection_tables
+from survey_mass.validate.eddington import bias_markdown, bias_plot, bias_table
 
 ESTIMATES = ("xray", "sz", "optical", "joint")
 #: the massive end: true log10 M500 bins [Msun] at z < MASSIVE_Z_MAX
 MASSIVE_EDGES = (14.5, 14.65, 14.8, 14.95, 15.1, 15.4)
 MASSIVE_Z_MAX = 0.4
 MARKER = "survey-mass evaluate"
+#: the figure of estimate and bias against true mass, beside evaluation.md
+BIAS_PLOT = "bias_vs_truth.png"
 
 
 def training_seeds(manifest: dict) -> set[int]:
@@ -160,6 +164,8 @@ def markdown(numbers: dict) -> str:
                 f"{_fmt(r['prior_fraction'], 2, False)} |"
             )
         lines.append("")
+    lines += detection_markdown(numbers.get("detections", {}), _fmt)
+    lines += bias_markdown(numbers.get("bias_vs_truth", {}), _fmt)
     ests = [e for e in ESTIMATES if e in numbers["tables"]]
     lines += [
         f"**Massive end** ({_massive_source(numbers)}): median error [dex] (n) per bin of "
@@ -306,10 +312,15 @@ def run_evaluation(
         "universe": spec.source.mock.model_dump(mode="json"),
         "models": sorted(manifests),
         "tables": tables(joined, spec.instruments),
+        "detections": detection_tables(
+            joined, spec.source.mock, spec.targets.footprint, spec.instruments
+        ),
+        "bias_vs_truth": {est: bias_table(joined, est) for est in tables(joined, spec.instruments)},
         "massive": massive_table(joined),
     }
     if massive:
         wide = run_massive(seed, massive, instruments, models, mock, out, client)
         numbers["massive"], numbers["n_massive"] = massive_table(wide), int(len(wide))
     save(numbers, out)
+    (out / BIAS_PLOT).write_bytes(bias_plot(joined, numbers["bias_vs_truth"]))
     return numbers
