@@ -27,7 +27,7 @@ def smoke(name: str) -> list[dict]:
 
 def test_every_benchmark_has_a_smoke_test():
     covered = {"bench_crossmatch.py", "bench_inference.py", "bench_scale.py"}
-    covered |= {"bench_gpu_path.py", "bench_mock_survey.py"}
+    covered |= {"bench_gpu_path.py", "bench_mock_survey.py", "bench_warm.py"}
     assert {p.name for p in BENCHMARKS.glob("bench_*.py")} == covered
 
 
@@ -67,3 +67,11 @@ def test_scale_smoke_weighs_through_the_targets_only_stub():
     # the stub patched survey_mass.runner.shard.weigh on the workers and weighed every target
     assert result["mode"] == "targets-only"
     assert 0 < result["stub_weighed_targets"] == result["weighed"] == result["targets"]
+
+
+def test_warm_smoke_keeps_models_loaded_across_jobs_on_one_cluster():
+    result = smoke("bench_warm.py")[-1]
+    assert result["targets"] > 0 and result["same_rows_every_run"]
+    assert len(result["warm_seconds"]) == 2 and result["pure_compute_seconds"] > 0
+    assert result["models_kept_loaded"]  # the same ensemble objects before and after the jobs
+    assert result["ensembles_per_worker"] == [1, 1]
