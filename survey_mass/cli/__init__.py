@@ -37,7 +37,10 @@ def _version() -> str:
 
     defaults = ModelsSpec()
     entries = ", ".join(f"{k} {getattr(defaults, k)}" for k in ("xray", "sz", "optical", "joint"))
-    return f"survey-mass {__version__} (default models: {entries})"
+    return (
+        f"survey-mass {__version__} (default models: {entries}; "
+        "a mock universe of physics v1 gets the v1 zoo)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

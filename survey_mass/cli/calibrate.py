@@ -20,10 +20,12 @@ from survey_mass.cli.evaluate import _mock
 
 def calibrate(args: argparse.Namespace) -> int:
     from survey_mass.spec.job import ModelsSpec
+    from survey_mass.spec.universe import DEFAULT_PHYSICS
     from survey_mass.validate.calibrate import run_calibration
 
     instruments = [i.strip() for i in args.instruments.split(",") if i.strip()]
-    models = ModelsSpec().model_dump()
+    physics = _mock(args.mock).get("physics", DEFAULT_PHYSICS)
+    models = ModelsSpec().for_physics(physics).model_dump()
     for pair in args.model:
         kind, _, entry = pair.partition("=")
         models[kind] = entry

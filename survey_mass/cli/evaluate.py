@@ -35,10 +35,12 @@ def _mock(pairs: list[str]) -> dict:
 
 def evaluate(args: argparse.Namespace) -> int:
     from survey_mass.spec.job import ModelsSpec
+    from survey_mass.spec.universe import DEFAULT_PHYSICS
     from survey_mass.validate.evaluate import markdown, run_evaluation, write_results
 
     instruments = [i.strip() for i in args.instruments.split(",") if i.strip()]
-    models = ModelsSpec().model_dump()
+    physics = _mock(args.mock).get("physics", DEFAULT_PHYSICS)
+    models = ModelsSpec().for_physics(physics).model_dump()
     for pair in args.model:
         kind, _, entry = pair.partition("=")
         models[kind] = entry
@@ -61,7 +63,7 @@ def evaluate(args: argparse.Namespace) -> int:
     text = markdown(numbers)
     print(text)
     if args.results:
-        write_results(text, Path(args.results))
+        write_results(text, Path(args.results), physics)
         print(f"written into {args.results}")
     return 0
 

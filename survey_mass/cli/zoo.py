@@ -1,5 +1,5 @@
 """``survey-mass zoo``: list and verify model ensembles, recalibrate their sigmas from their fold
-records, import the published DeepPlanck models."""
+records, import the published DeepPlanck models, weigh the real Planck cutout."""
 
 from __future__ import annotations
 
@@ -57,6 +57,23 @@ def run_deepplanck(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_real_cutout(args: argparse.Namespace) -> int:
+    import json
+
+    from survey_mass.errors import UserError
+    from survey_mass.models.deepplanck import default_source_dir
+    from survey_mass.validate.real_cutout import weigh_real_planck_cutout
+
+    source = Path(args.source) if args.source else default_source_dir()
+    if not Path(source, "DeepPlanck.csv").is_file():
+        raise UserError(
+            f"{source}: no DeepPlanck.csv with the real Planck cutout; pass --source DIR "
+            "(the folder of PSZ2G359.07-32.12.fits and DeepPlanck.csv)"
+        )
+    print(json.dumps(weigh_real_planck_cutout(source, args.model), indent=1))
+    return 0
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("zoo", help="list, verify and import model ensembles")
     sub = p.add_subparsers(dest="zoo_command", required=True)
@@ -77,3 +94,10 @@ def register(subparsers) -> None:
     )
     dp.add_argument("--out", default="zoo/deepplanck", help="zoo folder to write")
     dp.set_defaults(func=run_deepplanck)
+    rc = sub.add_parser(
+        "real-cutout",
+        help="an SZ entry on the real Planck y cutout, beside its PSZ2 MSZ and DeepPlanck's mass",
+    )
+    rc.add_argument("--model", default="sz-v2", help="SZ zoo entry (sz-v2)")
+    rc.add_argument("--source", help="folder of the cutout (default ../shared/data/deepplanck)")
+    rc.set_defaults(func=run_real_cutout)

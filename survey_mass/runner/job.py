@@ -35,7 +35,7 @@ from survey_mass.runner.versioning import VersionChoice, choose_version, current
 from survey_mass.spec.job import JobSpec
 from survey_mass.targets import Shard, plan_shards
 from survey_mass.targets.fingerprint import input_fingerprint
-from survey_mass.zoo.registry import ModelSet, resolve_models
+from survey_mass.zoo.registry import ModelSet, refuse_other_physics, resolve_models
 
 #: shards in flight: at least this many, or this many per worker thread (workers may join late)
 MIN_IN_FLIGHT, IN_FLIGHT_PER_THREAD = 8, 4
@@ -329,6 +329,8 @@ def run_job(
     start = time.perf_counter()
     summary = RunSummary(url=spec.output.url)
     models = resolve_models(spec.models, spec.instruments)  # refused before the output is touched
+    if spec.source.kind == "mock" and spec.models.calibrated:
+        refuse_other_physics(models, spec.source.mock.physics)
     with hold_lease(CatalogLayout(spec.output.url), wait) as lease:
         plan = plan_job(spec, models, lease, update)
         if plan is None:

@@ -60,17 +60,26 @@ class SourceSpec(StrictModel):
     real: RealSourceConfig = Field(default_factory=RealSourceConfig)
 
 
+#: the zoo each mock physics version was trained and calibrated on; an instrument [models] does
+#: not name gets the entry of the job's mock physics, and a real-data job the realistic (v2) one
+ZOO_FOR_PHYSICS = {
+    "v1": {"xray": "xray-v1", "sz": "sz-v1", "optical": "optical-v1"},
+    "v2": {"xray": "xray-v2", "sz": "sz-v2", "optical": "optical-v2"},
+}
+REAL_DATA_PHYSICS = "v2"
+
+
 class ModelsSpec(StrictModel):
     """Which zoo ensemble weighs each instrument; a name in the zoo or a path to one."""
 
-    xray: str = "xray-v1"
-    sz: str = "sz-v1"
-    optical: str = "optical-v1"
+    xray: str = ZOO_FOR_PHYSICS[REAL_DATA_PHYSICS]["xray"]
+    sz: str = ZOO_FOR_PHYSICS[REAL_DATA_PHYSICS]["sz"]
+    optical: str = ZOO_FOR_PHYSICS[REAL_DATA_PHYSICS]["optical"]
     joint: str = Field(
         "auto",
         description="how the instruments' masses combine: a joint zoo entry (name or path), "
-        "'inverse-variance', or 'auto' (the shipped joint-v1 when it was fitted on the job's "
-        "ensembles, else inverse-variance)",
+        "'inverse-variance', or 'auto' (the shipped joint entry fitted on the job's ensembles, "
+        "else inverse-variance)",
     )
     zoo: str | None = Field(None, description="extra zoo folder searched before the shipped one")
     tta: bool = Field(False, description="average the 8 dihedral transforms at inference")
@@ -79,6 +88,15 @@ class ModelsSpec(StrictModel):
         description="apply each entry's calibration map (bias, intervals, prior where "
         "uninformative); false: the raw ensemble outputs (what `survey-mass calibrate` fits)",
     )
+
+    def for_physics(self, physics: str) -> ModelsSpec:
+        """These models, each instrument not named explicitly taken from the zoo of ``physics``."""
+        unset = {
+            kind: entry
+            for kind, entry in ZOO_FOR_PHYSICS[physics].items()
+            if kind not in self.model_fields_set
+        }
+        return self.model_copy(update=unset) if unset else self
 
 
 def local_cluster_options() -> set[str]:
@@ -205,6 +223,13 @@ class JobSpec(StrictModel):
             raise ValueError(
                 "source.kind = 'mock' draws targets from the mock universe: give targets.footprint"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _models_of_the_physics(self):
+        """Unnamed models follow the mock universe's physics: v1 data gets the v1 zoo."""
+        if self.source.kind == "mock":
+            self.models = self.models.for_physics(self.source.mock.physics)
         return self
 
 

@@ -27,7 +27,7 @@ from survey_mass.constants import Z_BINS
 from survey_mass.mock.source import RENDERERS
 from survey_mass.mock.universe import UniverseSpec, cluster
 from survey_mass.train.criteria import fit_metrics
-from survey_mass.train.data import training_clusters
+from survey_mass.train.data import TAIL_ID_PREFIX, training_clusters
 from survey_mass.validate.baselines import Baseline, make_baseline
 from survey_mass.zoo.manifest import rewrite_manifest, sha256_file, verify_manifest
 
@@ -173,6 +173,19 @@ def summarise(table: pd.DataFrame, ensemble: str, instrument: str, baseline_name
     }
 
 
+def mass_function_part(record: dict) -> dict:
+    """A fold record without its tail clusters: held-out metrics describe the mass-function
+    population a survey weighs, not the massive clusters added to train on."""
+    keep = [i for i, t in enumerate(record["test_ids"]) if not t.startswith(TAIL_ID_PREFIX)]
+    if len(keep) == len(record["test_ids"]):
+        return record
+    return {
+        **record,
+        "test_ids": [record["test_ids"][i] for i in keep],
+        "test_pred": [record["test_pred"][i] for i in keep],
+    }
+
+
 def evaluate_groups(
     ensemble: str,
     instrument: str,
@@ -185,13 +198,14 @@ def evaluate_groups(
     tables = []
     for group in groups:
         truth = training_clusters(group.universe, group.n_clusters)
-        tested = {t for r in group.records for t in r["test_ids"]}
+        records = [mass_function_part(r) for r in group.records]
+        tested = {t for r in records for t in r["test_ids"]}
         truth = truth[truth["target_id"].isin(tested)]  # clusters whose cutouts passed
 
         def cutout(target_id: str, spec: UniverseSpec = group.universe) -> fits.HDUList:
             return render(cluster(spec, target_id), spec.seed)
 
-        tables.append(held_out_table(truth, group.records, new_baseline, cutout))
+        tables.append(held_out_table(truth, records, new_baseline, cutout))
     return summarise(
         pd.concat(tables, ignore_index=True), ensemble, instrument, new_baseline().name
     )

@@ -189,15 +189,18 @@ def _massive_source(numbers: dict) -> str:
     return "the cone's clusters above 10^14.5 at z < 0.4"
 
 
-def write_results(text: str, path: Path) -> None:
-    """Put ``text`` between the evaluation markers of ``path`` (appended the first time)."""
-    begin, end = f"<!-- {MARKER}: begin -->", f"<!-- {MARKER}: end -->"
+def write_results(text: str, path: Path, physics: str = "v1") -> None:
+    """Put ``text`` between the evaluation markers of ``path`` for this mock physics (appended
+    the first time): each physics version keeps its own block, so v1 and v2 sit side by side."""
+    marker = MARKER if physics == "v1" else f"{MARKER} (physics {physics})"
+    begin, end = f"<!-- {marker}: begin -->", f"<!-- {marker}: end -->"
     block = f"{begin}\n{text}{end}"
     old = path.read_text() if path.exists() else ""
     if begin in old and end in old:
         new = re.sub(re.escape(begin) + r".*?" + re.escape(end), lambda _: block, old, flags=re.S)
     else:
-        new = old.rstrip("\n") + "\n\n## Fresh-seed evaluation of the zoo\n\n" + block + "\n"
+        title = "the zoo" if physics == "v1" else f"the zoo on mock physics {physics}"
+        new = old.rstrip("\n") + f"\n\n## Fresh-seed evaluation of {title}\n\n" + block + "\n"
     path.write_text(new)
 
 

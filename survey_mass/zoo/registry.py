@@ -16,8 +16,9 @@ from survey_mass.zoo.manifest import (
 SHIPPED_ZOO = Path(__file__).resolve().parent
 #: the key of the joint combination beside the instruments
 JOINT = "joint"
-#: the joint entry ``models.joint = "auto"`` uses when it was fitted on the job's ensembles
-SHIPPED_JOINT = "joint-v1"
+#: the joint entries ``models.joint = "auto"`` tries, newest first: the first fitted on the job's
+#: ensembles is used
+SHIPPED_JOINTS = ("joint-v2", "joint-v1")
 
 
 def shipped_entries() -> list[str]:
@@ -115,21 +116,22 @@ def _joint_entry(models, ensembles: dict[str, ZooEntry]) -> ZooEntry | None:
     choice = models.joint
     if choice == "inverse-variance":
         return None
-    auto = choice == "auto"
-    try:
-        path = resolve_entry(SHIPPED_JOINT if auto else choice, models.zoo)
-    except UserError:
-        if auto:
-            return None
-        raise
+    versions = {k: e.version for k, e in ensembles.items()}
+    if choice == "auto":
+        for name in SHIPPED_JOINTS:
+            path = SHIPPED_ZOO / name
+            if (path / MANIFEST_NAME).is_file():
+                entry = _verified(JOINT, path)
+                if not fitted_on_mismatch(entry.manifest, versions):
+                    return entry
+        return None
+    path = resolve_entry(choice, models.zoo)
     entry = _verified(JOINT, path)
     if entry.manifest["instrument"] != JOINT:
         raise UserError(f"models.joint: {path} is a {entry.manifest['instrument']} ensemble")
-    mismatch = fitted_on_mismatch(entry.manifest, {k: e.version for k, e in ensembles.items()})
+    mismatch = fitted_on_mismatch(entry.manifest, versions)
     if not mismatch:
         return entry
-    if auto:
-        return None
     raise UserError(
         f"models.joint = {choice!r} cannot combine this job's ensembles ({'; '.join(mismatch)}): "
         "set models.joint = 'inverse-variance', or fit a joint entry on them "
@@ -145,3 +147,25 @@ def resolve_models(models, instruments: list[str]) -> ModelSet:
         for inst in instruments
     }
     return ModelSet(ensembles, _joint_entry(models, ensembles))
+
+
+def calibrated_physics(entry: ZooEntry) -> str | None:
+    """The mock physics an entry's calibration map was fitted on; None without a map."""
+    fitted = entry.manifest.get("calibration_map")
+    if not fitted:
+        return None
+    return fitted.get("universe", {}).get("physics", "v1")  # v1 universes omit the key
+
+
+def refuse_other_physics(models: ModelSet, physics: str) -> None:
+    """A calibration map holds only for the physics it was fitted on: weighing another mock
+    physics with it would misstate masses and intervals, so such a job is refused up front."""
+    for kind, entry in models.entries.items():
+        fitted = calibrated_physics(entry)
+        if fitted is not None and fitted != physics:
+            fix = "models.joint = 'auto'" if kind == JOINT else f"the {physics} zoo entry"
+            raise UserError(
+                f"models.{kind} = {entry.version} is calibrated for mock physics {fitted}, but "
+                f"source.mock.physics = {physics!r}: use {fix} (leave models.{kind} unset to get "
+                "it), or set models.calibrated = false for the raw ensemble outputs"
+            )

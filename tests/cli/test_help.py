@@ -44,4 +44,5 @@ def test_version_names_the_package_and_the_default_models(capsys):
     with pytest.raises(SystemExit):
         main(["--version"])
     out = capsys.readouterr().out
-    assert f"survey-mass {__version__}" in out and "xray xray-v1" in out and "joint auto" in out
+    assert f"survey-mass {__version__}" in out and "xray xray-v2" in out and "joint auto" in out
+    assert "physics v1 gets the v1 zoo" in out

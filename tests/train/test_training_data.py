@@ -37,3 +37,13 @@ def test_the_manifest_prior_names_the_population_and_its_tail():
     assert prior["tail"] == {"n_clusters": 50, "log10_m500_min": 14.5}
     with pytest.raises(ValueError, match="n_clusters"):
         TailSpec(n_clusters=0)
+
+
+def test_held_out_metrics_leave_the_tail_out():
+    from survey_mass.train.evaluate import mass_function_part
+
+    record = {"file": "fold0.keras", "test_ids": ["MOCK-1", "tail:MOCK-2", "MOCK-3"]}
+    record["test_pred"] = [14.0, 14.9, 14.2]
+    part = mass_function_part(record)
+    assert part["test_ids"] == ["MOCK-1", "MOCK-3"] and part["test_pred"] == [14.0, 14.2]
+    assert record["test_ids"][1] == "tail:MOCK-2"  # the record itself is unchanged

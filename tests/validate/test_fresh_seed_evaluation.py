@@ -81,6 +81,9 @@ def test_results_go_between_markers_and_are_replaced_on_rerun(tmp_path):
     text = results.read_text()
     assert "kept" in text and "second" in text and "first" not in text
     assert text.count("survey-mass evaluate: begin") == 1
+    write_results("on v2\n", results, physics="v2")  # a block per physics, side by side
+    text = results.read_text()
+    assert "second" in text and "on v2" in text and "on mock physics v2" in text
 
 
 def test_a_fresh_cone_weighed_by_the_production_path(tmp_path, dask_client):
