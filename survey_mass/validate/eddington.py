@@ -71,14 +71,17 @@ def bias_table(joined: pd.DataFrame, est: str) -> list[dict]:
         inside = (z >= lo) & (z < hi)
         if inside.sum() < 10:
             continue
-        sigma = float(np.median(frame[sigma_column].to_numpy(float)[inside]))
+        sigma = float(np.nanmedian(frame[sigma_column].to_numpy(float)[inside]))
+        if not np.isfinite(sigma):  # no quoted sigma: no expectation to draw
+            continue
         prior = prior_density(truth[inside])
         expected[inside] = expected_estimate(truth[inside], prior, max(sigma, 0.01))
     rows = []
     delta = frame[column].to_numpy(float) - truth
     for lo, hi in zip(TRUE_MASS_EDGES[:-1], TRUE_MASS_EDGES[1:], strict=True):
-        inside = (truth >= lo) & (truth < hi) & np.isfinite(expected)
+        inside = (truth >= lo) & (truth < hi)
         n = int(inside.sum())
+        expected_in = (expected - truth)[inside & np.isfinite(expected)]
         rows.append(
             {
                 "bin": f"log M {lo:.1f}-{hi:.1f}",
@@ -88,9 +91,7 @@ def bias_table(joined: pd.DataFrame, est: str) -> list[dict]:
                 "median_dex": float(np.median(delta[inside])) if n else math.nan,
                 "p16_dex": float(np.percentile(delta[inside], 16)) if n else math.nan,
                 "p84_dex": float(np.percentile(delta[inside], 84)) if n else math.nan,
-                "eddington_dex": float(np.mean(expected[inside] - truth[inside]))
-                if n
-                else math.nan,
+                "eddington_dex": float(expected_in.mean()) if expected_in.size else math.nan,
             }
         )
     return rows

@@ -170,6 +170,8 @@ def _compare(predictions, reference, name, estimates, spec, out: Path):
             block["estimates"][est] = summary.to_dict()
         images = _figures(joined, estimates[0], name, block["estimates"][estimates[0]])
         images += _per_estimate_figures(joined, estimates, name, block["estimates"])
+        if name == "mock_truth":  # the truth itself: bias against true mass is measurable
+            images.append(_against_truth(joined, estimates, z))
     if len(predictions):
         matched = np.zeros(len(predictions), bool)
         matched[pairs["left"].to_numpy()] = True
@@ -209,6 +211,23 @@ def _per_estimate_figures(joined, estimates, name, summaries) -> list[tuple[str,
             )
         )
     return figures
+
+
+def _against_truth(joined: pd.DataFrame, estimates, z) -> tuple[str, bytes]:
+    """Each estimate and its bias against true mass, beside the Eddington expectation."""
+    from survey_mass.validate.eddington import bias_plot, bias_table
+
+    tables, frame = {}, pd.DataFrame({"z": z, "log10_m500": joined["logm500_ref"]})
+    for est in estimates:
+        short = "joint" if est == "logm500" else est.removeprefix("logm500_")
+        frame[est] = joined[f"{est}_pred"]
+        frame[f"{est}_sigma"] = joined.get(f"{est}_sigma_pred", np.nan)
+        tables[short] = bias_table(frame, short)
+    caption = (
+        "Estimates against true mass (top) and their median bias (bottom, with 16-84%) beside "
+        "the Eddington expectation of a calibrated estimator with the catalog's 1-sigma"
+    )
+    return caption, bias_plot(frame, tables)
 
 
 def _sky(predictions: pd.DataFrame, matched: np.ndarray, name: str) -> tuple[str, bytes]:
