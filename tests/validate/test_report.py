@@ -340,3 +340,5 @@ def test_report_on_a_mock_run_draws_the_truth_for_the_runs_footprint(tmp_path):
     truth_block = json.loads((out / "report.json").read_text())["references"]["mock_truth"]
     assert truth_block["n_matched"] == len(truth) > 50
     assert truth_block["estimates"]["logm500"]["bias_dex"] == pytest.approx(-0.03, abs=0.02)
+    page = (out / "report.html").read_text()
+    assert "beside the Eddington expectation" in page  # bias against true mass, as a figure
