@@ -1,7 +1,8 @@
 """``survey-mass calibrate --seed S``: fit the calibration maps of the zoo entries a job uses.
 
     survey-mass calibrate --seed 6160 [--clusters 1500] [--instruments xray,sz,optical]
-                          [--model sz=sz-v2] [--mock physics=v2] [--out out/calibrate]
+                          [--model sz=sz-v2] [--mock physics=v2] [--massive 600]
+                          [--out out/calibrate]
 
 Weighs a fresh cone of the mock universe (seed S, never a training seed) with the raw ensemble
 outputs, fits each entry's map (bias regression, conformal interval scales and informativeness per
@@ -30,7 +31,13 @@ def calibrate(args: argparse.Namespace) -> int:
         kind, _, entry = pair.partition("=")
         models[kind] = entry
     report = run_calibration(
-        args.seed, args.clusters, instruments, models, _mock(args.mock), Path(args.out)
+        args.seed,
+        args.clusters,
+        instruments,
+        models,
+        _mock(args.mock),
+        Path(args.out),
+        massive=args.massive,
     )
     print(json.dumps(report, indent=1))
     return 0
@@ -53,6 +60,13 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--mock", action="append", default=[], metavar="KEY=VALUE", help="universe field"
+    )
+    p.add_argument(
+        "--massive",
+        type=int,
+        default=0,
+        help="also about this many clusters above 10^14.5 at z < 0.4 from a wide cone, weighted "
+        "back to the mass function (the massive end measured on hundreds, not a few)",
     )
     p.add_argument("--out", default="out/calibrate", help="folder for the catalog and the fits")
     p.set_defaults(func=calibrate)

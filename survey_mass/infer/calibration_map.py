@@ -8,13 +8,20 @@ path. Per redshift bin (``Z_BINS``) it holds
   ten equal-count bins of the estimate, interpolated (together the posterior median under the
   prior: it removes the Eddington-like bias of an estimate that regresses to the mean, at fixed
   estimate, where users select);
-- per quartile of the estimate (the cells a user's mass cut selects), conformal interval scales
+- per cell of the estimate (its quartiles, with the top decile and the top 3% split off, where
+  the massive clusters are that an instrument may weigh although its bulk cannot: the cells a
+  user's mass cut selects), conformal interval scales
   ``k68``, ``k95``: the 68.3% and 95% quantiles of ``|log M - (a + b m)| / sigma``, so each cell's
   intervals cover as nominal on the calibration clusters, whatever the model's own sigma says;
 - whether the cell is *informative*: its calibrated 68% half-width is below ``INFORMATIVE`` x the
   prior's (the spread of true masses about their median in the redshift bin). An uninformative
   cell returns the prior (that median, and the 68%/95% distances from it) and a flag: a number that looks
   like a mass with a 0.1 dex error bar, but is nearly a constant, would mislead.
+
+The calibration clusters may be a stratified sample: each carries a weight (the cone of the mass
+function at 1, the rare massive clusters drawn from a wider cone at the ratio of the areas), and
+every median, quantile and line is weighted, so the map is the mass function's while its massive
+end is measured on hundreds of clusters instead of a few.
 """
 
 from __future__ import annotations
@@ -31,11 +38,18 @@ from survey_mass.constants import Z_BINS
 
 MAP_NAME = "calibration_map.json"
 MAP_VERSION = 1
-#: a cell is informative when its 68% half-width is below this fraction of the prior's
+#: a cell is informative when its 68% half-width is below this fraction of the prior's, by more
+#: than ``MARGIN_SIGMAS`` times the width's statistical uncertainty
 INFORMATIVE = 0.9
-#: cells with fewer calibration clusters take the redshift bin's interval scales
-MIN_CELL = 20
-QUARTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
+MARGIN_SIGMAS = 1.5
+#: a cell with fewer calibration clusters takes its interval scales from it and its neighbours
+MIN_CELL = 50
+#: a redshift bin with fewer calibration clusters borrows its neighbour's map
+MIN_BIN = 20
+#: cell edges, as quantiles of the estimate: quartiles, then the top decile and top 3% split off
+CELL_QUANTILES = (0.0, 0.25, 0.5, 0.75, 0.9, 0.97, 1.0)
+#: at most this many equal-count bins of >= 40 clusters give the median shift nodes
+MAX_NODES = 10
 
 
 @dataclass(frozen=True)
@@ -48,56 +62,82 @@ class Applied:
     prior: np.ndarray  # bool: the cell was uninformative, the values are the prior's
 
 
-def _quantile(values: np.ndarray, q: float) -> float:
-    return float(np.quantile(values, q)) if len(values) else math.nan
+def _quantile(values: np.ndarray, q, weight: np.ndarray | None = None):
+    """The (weighted) quantile(s) ``q`` of ``values``; NaN when there are none."""
+    values = np.asarray(values, float)
+    if not len(values):
+        return math.nan if np.ndim(q) == 0 else np.full(np.shape(q), math.nan)
+    if weight is None:
+        out = np.quantile(values, q)
+    else:
+        order = np.argsort(values, kind="stable")
+        v, w = values[order], np.asarray(weight, float)[order]
+        position = (np.cumsum(w) - 0.5 * w) / w.sum()
+        out = np.interp(q, position, v)
+    return float(out) if np.ndim(q) == 0 else np.asarray(out, float)
 
 
-def _prior(truth: np.ndarray) -> dict:
+def _prior(truth: np.ndarray, weight: np.ndarray | None = None) -> dict:
     """The prior of a redshift bin: median true mass and the 68.3%/95% quantiles of the distance
     from it (the same statistic the cells' widths are, so "no narrower" compares like with like)."""
-    median = float(np.median(truth))
+    median = _quantile(truth, 0.5, weight)
     distance = np.abs(truth - median)
     return {
         "p50": median,
-        "half68": _quantile(distance, 0.6827),
-        "half95": _quantile(distance, 0.95),
+        "half68": _quantile(distance, 0.6827, weight),
+        "half95": _quantile(distance, 0.95, weight),
         "n": int(len(truth)),
     }
 
 
-def _cells_of(m: np.ndarray, edges) -> list[np.ndarray]:
-    """Masks of the estimate's quartiles (the last one closed)."""
-    return [
-        (m >= edges[q]) & ((m <= edges[q + 1]) if q == 3 else (m < edges[q + 1])) for q in range(4)
-    ]
+def _cell_index(m: np.ndarray, edges) -> np.ndarray:
+    """Each estimate's cell (the last one closed above; beyond the edges, the outer cells)."""
+    return np.clip(np.searchsorted(np.asarray(edges)[1:-1], m, side="right"), 0, len(edges) - 2)
 
 
-def shift_nodes(m: np.ndarray, residual: np.ndarray) -> list[list[float]]:
-    """(centre, median residual) of equal-count bins of the estimate, up to 10 of >= 40 each:
-    E[log M | m] is not linear under a steep prior, so a median offset from the line, interpolated
-    between bin centres, keeps the calibrated mass unbiased and monotonic in m."""
-    n_bins = int(np.clip(len(m) // 40, 1, 10))
+def shift_nodes(
+    m: np.ndarray, residual: np.ndarray, weight: np.ndarray | None = None
+) -> list[list[float]]:
+    """(centre, median residual) of equal-count bins of the estimate, up to ``MAX_NODES`` of
+    >= 40 each: E[log M | m] is not linear under a steep prior, so a median offset from the line,
+    interpolated between bin centres, keeps the calibrated mass unbiased and monotonic in m."""
+    n_bins = int(np.clip(len(m) // 40, 1, MAX_NODES))
     order = np.argsort(m)
+    w = np.ones(len(m)) if weight is None else np.asarray(weight, float)
     return [
-        [float(np.median(m[part])), float(np.median(residual[part]))]
+        [_quantile(m[part], 0.5, w[part]), _quantile(residual[part], 0.5, w[part])]
         for part in np.array_split(order, n_bins)
     ]
 
 
-def _fit_cells(m, sigma, residual, edges, prior_half68) -> list[dict]:
-    """Interval scales and informativeness of each estimated-mass quartile of one z bin."""
+def _fit_cells(m, sigma, residual, edges, prior_half68, weight) -> list[dict]:
+    """Interval scales and informativeness of each cell of the estimate in one z bin."""
     ratio = np.abs(residual) / sigma
+    cell = _cell_index(m, edges)
     cells = []
-    for mask in _cells_of(m, edges):
-        inside = ratio[mask] if mask.sum() >= MIN_CELL else ratio
-        k68, k95 = _quantile(inside, 0.6827), _quantile(inside, 0.95)
-        half68 = float(np.median(k68 * sigma[mask])) if mask.any() else math.inf
+    for k in range(len(edges) - 1):
+        mask = cell == k
+        lo, hi = k, k  # a small cell's scales come from it and its neighbours, lower ones first
+        while (np.isin(cell, range(lo, hi + 1)).sum() < MIN_CELL) and (lo, hi) != (
+            0,
+            len(edges) - 2,
+        ):
+            lo, hi = (lo - 1, hi) if lo > 0 else (lo, hi + 1)
+        inside = np.isin(cell, range(lo, hi + 1))
+        k68 = _quantile(ratio[inside], 0.6827, weight[inside])
+        k95 = _quantile(ratio[inside], 0.95, weight[inside])
+        half68 = _quantile(k68 * sigma[mask], 0.5, weight[mask]) if mask.any() else math.inf
+        # a width measured on n clusters is uncertain by ~1/sqrt(n) of it: only a width below
+        # the prior's by more than 1.5 times that is information, not a lucky draw of the prior
+        w = weight[inside]
+        n_eff = w.sum() ** 2 / (w**2).sum()
+        margin = 1.0 + MARGIN_SIGMAS / math.sqrt(n_eff)
         cells.append(
             {
                 "n": int(mask.sum()),
                 "k68": k68,
                 "k95": k95,
-                "informative": bool(half68 < INFORMATIVE * prior_half68),
+                "informative": bool(half68 * margin < INFORMATIVE * prior_half68),
             }
         )
     return cells
@@ -108,21 +148,24 @@ def _shift(nodes: list[list[float]], m: np.ndarray) -> np.ndarray:
     return np.interp(m, centres, shifts)
 
 
-def fit_map(z, m, sigma, truth, fitted_on: dict) -> dict:
-    """The calibration map (a JSON-able dict) of one estimate from calibration clusters."""
+def fit_map(z, m, sigma, truth, fitted_on: dict, weight=None) -> dict:
+    """The calibration map (a JSON-able dict) of one estimate from calibration clusters, each
+    of ``weight`` (default 1: a sample of the mass function itself)."""
     z, m, sigma, truth = (np.asarray(v, dtype=float) for v in (z, m, sigma, truth))
+    weight = np.ones(len(z)) if weight is None else np.asarray(weight, dtype=float)
     bins = []
     for lo, hi in Z_BINS:
         in_z = (z >= lo) & ((z < hi) if hi < Z_BINS[-1][1] else (z <= hi))
-        prior = _prior(truth[in_z]) if in_z.any() else None
+        prior = _prior(truth[in_z], weight[in_z]) if in_z.any() else None
         ok = in_z & np.isfinite(m) & np.isfinite(sigma) & (sigma > 0)
-        if prior is None or ok.sum() < MIN_CELL:
+        if prior is None or ok.sum() < MIN_BIN:
             bins.append({"z_bin": [lo, hi], "n": int(ok.sum()), "usable": False})
             continue
-        b, a = np.polyfit(m[ok], truth[ok], 1)
-        edges = [float(e) for e in np.quantile(m[ok], QUARTILES)]
+        w = weight[ok]
+        b, a = np.polyfit(m[ok], truth[ok], 1, w=np.sqrt(w))
+        edges = [float(e) for e in _quantile(m[ok], CELL_QUANTILES, w)]
         line = truth[ok] - (a + b * m[ok])
-        nodes = shift_nodes(m[ok], line)
+        nodes = shift_nodes(m[ok], line, w)
         residual = line - _shift(nodes, m[ok])
         bins.append(
             {
@@ -134,7 +177,7 @@ def fit_map(z, m, sigma, truth, fitted_on: dict) -> dict:
                 "est_edges": edges,
                 "shift_nodes": nodes,
                 "prior": prior,
-                "cells": _fit_cells(m[ok], sigma[ok], residual, edges, prior["half68"]),
+                "cells": _fit_cells(m[ok], sigma[ok], residual, edges, prior["half68"], w),
             }
         )
     return {"map_version": MAP_VERSION, "fitted_on": fitted_on, "z_bins": _borrowed(bins)}
@@ -179,7 +222,7 @@ class CalibrationMap:
             rows = rows[np.isfinite(m[rows])]
             if not spec["usable"] or not len(rows):
                 continue
-            cell = np.clip(np.searchsorted(spec["est_edges"][1:-1], m[rows], side="right"), 0, 3)
+            cell = _cell_index(m[rows], spec["est_edges"])  # v1 maps: 4 cells, now 6
             k68 = np.array([c["k68"] for c in spec["cells"]])[cell]
             k95 = np.array([c["k95"] for c in spec["cells"]])[cell]
             informative = np.array([c["informative"] for c in spec["cells"]])[cell]

@@ -11,13 +11,20 @@ manifest, so it is verified like a member and changes the job hash of every job 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from survey_mass.errors import UserError
 from survey_mass.infer.calibration_map import MAP_NAME, CalibrationMap, fit_map
-from survey_mass.validate.evaluate import evaluation_spec, refuse_training_seed
+from survey_mass.validate.evaluate import (
+    evaluation_spec,
+    in_massive_stratum,
+    refuse_training_seed,
+    run_massive,
+)
 from survey_mass.zoo.manifest import read_manifest, rewrite_manifest, sha256_file
 
 
@@ -54,10 +61,41 @@ def _summary(data: dict) -> list[dict]:
     ]
 
 
+def cone_area(radius_deg: float) -> float:
+    """Solid angle of a cone [deg^2]."""
+    return 2 * math.pi * math.degrees(1.0) ** 2 * (1 - math.cos(math.radians(radius_deg)))
+
+
+def stratified(joined: pd.DataFrame, wide: pd.DataFrame, radius: float, wide_radius: float):
+    """The cone's clusters (weight 1) and, in their place above 10^14.5 at z < 0.4, those of the
+    concentric wide cone at weight area / wide area: one sample of the mass function, whose
+    massive end is measured on all the wide cone's clusters."""
+    if wide_radius < radius:
+        raise UserError(
+            f"the massive sample's cone ({wide_radius:.1f} deg) is narrower than the "
+            f"calibration cone ({radius:.1f} deg): ask --massive for more clusters"
+        )
+    bulk = joined[~in_massive_stratum(joined)]
+    rare = wide[in_massive_stratum(wide)]
+    weight = np.concatenate(
+        [np.ones(len(bulk)), np.full(len(rare), cone_area(radius) / cone_area(wide_radius))]
+    )
+    return pd.concat([bulk, rare], ignore_index=True), weight
+
+
 def run_calibration(
-    seed: int, n_clusters: int, instruments, models: dict, mock: dict, out: Path, client=None
+    seed: int,
+    n_clusters: int,
+    instruments,
+    models: dict,
+    mock: dict,
+    out: Path,
+    client=None,
+    massive: int = 0,
 ) -> dict:
-    """Fit and write the maps of the job's entries; returns what was fitted, per entry."""
+    """Fit and write the maps of the job's entries; returns what was fitted, per entry.
+    ``massive``: about that many clusters above 10^14.5 at z < 0.4 from a wide cone stand for the
+    cone's own there (a stratified sample, weighted back to the mass function)."""
     from survey_mass.catalog.reader import read_mass_catalog
     from survey_mass.infer.joint import load_joint
     from survey_mass.infer.masses import mass_columns
@@ -86,11 +124,18 @@ def run_calibration(
         "n_clusters": int(len(truth)),
         "universe": spec.source.mock.model_dump(mode="json"),
     }
+    weight = None
+    if massive:
+        wide, cone = run_massive(seed, massive, instruments, raw, mock, out, client)
+        joined, weight = stratified(
+            joined, wide, spec.targets.footprint.radius_deg, cone.radius_deg
+        )
+        fitted_on["massive"] = {"n_clusters": int(len(wide)), "radius_deg": cone.radius_deg}
     z, true_m = joined["z"].to_numpy(float), joined["log10_m500"].to_numpy(float)
     maps, report = {}, {}
     for inst in spec.instruments:
         col = f"logm500_{inst}"
-        data = fit_map(z, joined[col], joined[f"{col}_sigma"], true_m, fitted_on)
+        data = fit_map(z, joined[col], joined[f"{col}_sigma"], true_m, fitted_on, weight)
         write_map(resolved.ensembles[inst].path, data)
         maps[inst] = CalibrationMap(data)
         report[resolved.ensembles[inst].version] = _summary(data)
@@ -101,7 +146,7 @@ def run_calibration(
             load_joint(resolved.joint.path),
             maps,
         )
-        data = fit_map(z, combined["logm500"], combined["logm500_sigma"], true_m, fitted_on)
+        data = fit_map(z, combined["logm500"], combined["logm500_sigma"], true_m, fitted_on, weight)
         write_map(resolved.joint.path, data)
         report[resolved.joint.version] = _summary(data)
     (out / "calibration.json").write_text(json.dumps(report, indent=1))

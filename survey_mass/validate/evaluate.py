@@ -239,9 +239,17 @@ def evaluation_spec(seed: int, n_clusters: int, instruments, models: dict, mock:
     )
 
 
-def massive_sample(seed: int, n: int, mock: dict):
+def in_massive_stratum(frame: pd.DataFrame) -> np.ndarray:
+    """The massive end: true M500 above 10^14.5 at z < 0.4."""
+    return (frame["z"].to_numpy(float) < MASSIVE_Z_MAX) & (
+        frame["log10_m500"].to_numpy(float) > MASSIVE_EDGES[0]
+    )
+
+
+def massive_sample(seed: int, n: int, mock: dict, with_detections: bool = False):
     """(footprint, truth) of about ``n`` clusters above 10^14.5 at z < 0.4: a wide cone, as rare
-    as they are (~0.1 per deg^2), so that the massive end is measured on hundreds, not a few."""
+    as they are (~0.1 per deg^2), so that the massive end is measured on hundreds, not a few;
+    ``with_detections`` adds the cone's mock PSZ2 detections (S/N >= 4.5) of any mass and z."""
     from survey_mass.mock.universe import clusters_per_deg2
     from survey_mass.spec.footprint import ConeFootprint
     from survey_mass.spec.universe import UniverseSpec
@@ -253,16 +261,25 @@ def massive_sample(seed: int, n: int, mock: dict):
     radius = min(math.degrees(math.acos(1.0 - area / (2 * math.pi * math.degrees(1.0) ** 2))), 90)
     footprint = ConeFootprint(ra=200.0, dec=30.0, radius_deg=radius)
     truth = mock_truth(universe, footprint)
-    massive = (truth["z"] < MASSIVE_Z_MAX) & (truth["log10_m500"] > MASSIVE_EDGES[0])
-    return footprint, truth[massive].reset_index(drop=True)
+    keep = in_massive_stratum(truth)
+    if with_detections:
+        from survey_mass.mock.external import mock_psz
+        from survey_mass.validate.detections import PSZ2_SNR_MIN
+
+        psz = mock_psz(universe, footprint)
+        keep |= truth["target_id"].isin(psz.loc[psz["SNR"] >= PSZ2_SNR_MIN, "target_id"])
+    return footprint, truth[keep].reset_index(drop=True)
 
 
-def run_massive(seed, n, instruments, models: dict, mock: dict, out: Path, client=None):
-    """The massive end weighed as a target catalog by the production path, joined to truth."""
+def run_massive(
+    seed, n, instruments, models: dict, mock: dict, out: Path, client=None, detections=False
+):
+    """The massive end (and with ``detections`` the mock PSZ2 detections) of a wide cone, weighed
+    as a target catalog by the production path, joined to truth; and the cone."""
     from survey_mass.catalog.reader import read_mass_catalog
     from survey_mass.runner.job import run_job
 
-    footprint, truth = massive_sample(seed, n, mock)
+    footprint, truth = massive_sample(seed, n, mock, detections)
     out.mkdir(parents=True, exist_ok=True)
     targets = out / "massive_targets.csv"
     truth.rename(columns={"target_id": "id"})[["id", "ra", "dec", "z"]].to_csv(targets, index=False)
@@ -277,7 +294,7 @@ def run_massive(seed, n, instruments, models: dict, mock: dict, out: Path, clien
     )
     run_job(spec, client=client, progress=True)
     catalog = read_mass_catalog(spec.output.url)
-    return catalog.merge(truth[["target_id", "log10_m500"]], on="target_id", how="inner")
+    return catalog.merge(truth[["target_id", "log10_m500"]], on="target_id", how="inner"), footprint
 
 
 def run_evaluation(
@@ -322,8 +339,13 @@ def run_evaluation(
         "massive": massive_table(joined),
     }
     if massive:
-        wide = run_massive(seed, massive, instruments, models, mock, out, client)
-        numbers["massive"], numbers["n_massive"] = massive_table(wide), int(len(wide))
+        wide, cone = run_massive(seed, massive, instruments, models, mock, out, client, True)
+        stratum = wide[in_massive_stratum(wide)]
+        numbers["massive"], numbers["n_massive"] = massive_table(stratum), int(len(stratum))
+        if "sz" in spec.instruments:  # Planck detections are too rare for the fresh cone
+            wide_detections = detection_tables(wide, spec.source.mock, cone, ["sz"])["sz"]
+            wide_detections["selection"] += f" in the wide cone ({cone.radius_deg:.1f} deg)"
+            numbers["detections"]["sz"] = wide_detections
     save(numbers, out)
     (out / BIAS_PLOT).write_bytes(bias_plot(joined, numbers["bias_vs_truth"]))
     return numbers

@@ -18,7 +18,7 @@ def population(seed: int, n: int = 6000, informative: bool = True):
     z = rng.uniform(0.03, 1.0, n)
     truth = 13.9 + rng.exponential(0.25, n)
     if informative:
-        est = 14.2 + 0.6 * (truth - 14.2) + rng.normal(0, 0.08, n)
+        est = 14.2 + 0.6 * (truth - 14.2) + rng.normal(0, 0.06, n)
     else:
         est = 14.17 + rng.normal(0, 0.03, n)
     sigma = np.full(n, 0.04)
@@ -82,3 +82,32 @@ def test_a_redshift_bin_without_calibration_clusters_borrows_its_neighbours_map(
     assert data["z_bins"][0]["borrowed_from"] == [0.1, 0.2]
     applied = CalibrationMap(data).apply(np.array([0.05]), np.array([14.3]), np.array([0.04]))
     assert np.isfinite(applied.log10_m500).all()  # a low-z cluster keeps its mass
+
+
+def test_a_stratified_sample_gives_the_mass_functions_map_with_a_measured_massive_end():
+    """Massive clusters drawn from a 10x wider sky at weight 0.1 give the map of the plain
+    sample (the same prior), and its top cells are measured on ten times as many clusters."""
+    z, est, sigma, truth = population(8, n=20_000)
+    plain = CalibrationMap(fit_map(z, est, sigma, truth, fitted_on={}))
+    keep = truth < 14.5
+    wz, west, wsig, wtruth = population(9, n=200_000)
+    rare = wtruth >= 14.5
+    weight = np.concatenate([np.ones(keep.sum()), np.full(rare.sum(), 0.1)])
+    data = fit_map(
+        np.concatenate([z[keep], wz[rare]]),
+        np.concatenate([est[keep], west[rare]]),
+        np.concatenate([sigma[keep], wsig[rare]]),
+        np.concatenate([truth[keep], wtruth[rare]]),
+        fitted_on={},
+        weight=weight,
+    )
+    stratified = CalibrationMap(data)
+    zf, ef, sf, tf = population(10, n=20_000)
+    a, b = plain.apply(zf, ef, sf), stratified.apply(zf, ef, sf)
+    bulk = ef < np.quantile(ef, 0.75)
+    assert np.percentile(np.abs(a.log10_m500[bulk] - b.log10_m500[bulk]), 99) < 0.03  # same prior
+    top = tf >= 14.6  # the massive end, median error at fixed true mass, Eddington-limited
+    assert abs(np.median(b.log10_m500[top] - tf[top])) < 0.1
+    assert [c["n"] for c in data["z_bins"][3]["cells"]][-1] > 3 * [
+        c["n"] for c in plain.data["z_bins"][3]["cells"]
+    ][-1]

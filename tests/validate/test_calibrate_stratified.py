@@ -1,0 +1,29 @@
+"""The stratified calibration sample: the wide cone's massive clusters replace the cone's own,
+weighted by the ratio of the areas, so the sample still follows the mass function."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from survey_mass.errors import UserError
+from survey_mass.validate.calibrate import cone_area, stratified
+
+
+def frame(rows) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["target_id", "z", "log10_m500"])
+
+
+def test_massive_clusters_come_from_the_wide_cone_at_the_area_ratio():
+    cone = frame([("a", 0.3, 14.0), ("b", 0.2, 14.7), ("c", 0.6, 14.8)])  # b is massive, low z
+    wide = frame([("b", 0.2, 14.7), ("d", 0.1, 14.9), ("e", 0.35, 14.6), ("f", 0.3, 14.2)])
+    sample, weight = stratified(cone, wide, radius=5.0, wide_radius=20.0)
+    assert list(sample["target_id"]) == ["a", "c", "b", "d", "e"]  # f: not massive; b once
+    ratio = cone_area(5.0) / cone_area(20.0)
+    assert list(weight) == [1.0, 1.0, ratio, ratio, ratio]
+    assert cone_area(90.0) == pytest.approx(41252.96 / 2, rel=1e-4)  # half the sky
+
+
+def test_a_wide_cone_narrower_than_the_calibration_cone_is_refused():
+    with pytest.raises(UserError, match="ask --massive for more clusters"):
+        stratified(frame([]), frame([]), radius=8.0, wide_radius=5.0)
