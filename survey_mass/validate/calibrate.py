@@ -83,6 +83,34 @@ def stratified(joined: pd.DataFrame, wide: pd.DataFrame, radius: float, wide_rad
     return pd.concat([bulk, rare], ignore_index=True), weight
 
 
+def fit_maps(joined: pd.DataFrame, weight, instruments, resolved, fitted_on: dict) -> dict:
+    """Fit and write each entry's map (the joint one on the joint mass recomputed from the
+    instruments' raw outputs, as production combines them); returns what was fitted."""
+    from survey_mass.infer.joint import load_joint
+    from survey_mass.infer.masses import mass_columns
+    from survey_mass.targets import TARGET_COLUMNS
+
+    z, true_m = joined["z"].to_numpy(float), joined["log10_m500"].to_numpy(float)
+    maps, report = {}, {}
+    for inst in instruments:
+        col = f"logm500_{inst}"
+        data = fit_map(z, joined[col], joined[f"{col}_sigma"], true_m, fitted_on, weight)
+        write_map(resolved.ensembles[inst].path, data)
+        maps[inst] = CalibrationMap(data)
+        report[resolved.ensembles[inst].version] = _summary(data)
+    if resolved.joint is not None:
+        combined = mass_columns(
+            joined[TARGET_COLUMNS],
+            _raw_results(joined, instruments),
+            load_joint(resolved.joint.path),
+            maps,
+        )
+        data = fit_map(z, combined["logm500"], combined["logm500_sigma"], true_m, fitted_on, weight)
+        write_map(resolved.joint.path, data)
+        report[resolved.joint.version] = _summary(data)
+    return report
+
+
 def run_calibration(
     seed: int,
     n_clusters: int,
@@ -97,10 +125,7 @@ def run_calibration(
     ``massive``: about that many clusters above 10^14.5 at z < 0.4 from a wide cone stand for the
     cone's own there (a stratified sample, weighted back to the mass function)."""
     from survey_mass.catalog.reader import read_mass_catalog
-    from survey_mass.infer.joint import load_joint
-    from survey_mass.infer.masses import mass_columns
     from survey_mass.runner.job import run_job
-    from survey_mass.targets import TARGET_COLUMNS
     from survey_mass.validate.truth import mock_truth
     from survey_mass.zoo.registry import resolve_models
 
@@ -131,23 +156,6 @@ def run_calibration(
             joined, wide, spec.targets.footprint.radius_deg, cone.radius_deg
         )
         fitted_on["massive"] = {"n_clusters": int(len(wide)), "radius_deg": cone.radius_deg}
-    z, true_m = joined["z"].to_numpy(float), joined["log10_m500"].to_numpy(float)
-    maps, report = {}, {}
-    for inst in spec.instruments:
-        col = f"logm500_{inst}"
-        data = fit_map(z, joined[col], joined[f"{col}_sigma"], true_m, fitted_on, weight)
-        write_map(resolved.ensembles[inst].path, data)
-        maps[inst] = CalibrationMap(data)
-        report[resolved.ensembles[inst].version] = _summary(data)
-    if resolved.joint is not None:
-        combined = mass_columns(
-            joined[TARGET_COLUMNS],
-            _raw_results(joined, spec.instruments),
-            load_joint(resolved.joint.path),
-            maps,
-        )
-        data = fit_map(z, combined["logm500"], combined["logm500_sigma"], true_m, fitted_on, weight)
-        write_map(resolved.joint.path, data)
-        report[resolved.joint.version] = _summary(data)
+    report = fit_maps(joined, weight, spec.instruments, resolved, fitted_on)
     (out / "calibration.json").write_text(json.dumps(report, indent=1))
     return report

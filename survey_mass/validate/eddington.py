@@ -167,3 +167,18 @@ def bias_plot(joined: pd.DataFrame, tables: dict[str, list[dict]]) -> bytes:
             bottom.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     return to_png(fig)
+
+
+def against_truth_figure(joined: pd.DataFrame, estimates, z) -> tuple[str, bytes]:
+    """Each estimate and its bias against true mass, beside the Eddington expectation."""
+    tables, frame = {}, pd.DataFrame({"z": z, "log10_m500": joined["logm500_ref"]})
+    for est in estimates:
+        short = "joint" if est == "logm500" else est.removeprefix("logm500_")
+        frame[est] = joined[f"{est}_pred"]
+        frame[f"{est}_sigma"] = joined.get(f"{est}_sigma_pred", np.nan)
+        tables[short] = bias_table(frame, short)
+    caption = (
+        "Estimates against true mass (top) and their median bias (bottom, with 16-84%) beside "
+        "the Eddington expectation of a calibrated estimator with the catalog's 1-sigma"
+    )
+    return caption, bias_plot(frame, tables)

@@ -2,11 +2,9 @@
 
 ``build_report`` crossmatches the predictions with each reference (nearest match within a radius
 and an optional redshift tolerance), computes the numbers of :mod:`survey_mass.validate.metrics`
-for every mass estimate present (joint and per instrument), and writes
-
-- ``report.html``: self-contained (CSS inline, plots as base64 PNG), opens from disk or e-mail;
-- ``report.json``: every number of the page (NaN as null), for scripts and regression checks;
-- ``matches_<reference>.csv``: the matched pairs.
+for every mass estimate present (joint and per instrument), and writes ``report.html``
+(self-contained: CSS inline, plots as base64 PNG), ``report.json`` (every number of the page, NaN
+as null) and ``matches_<reference>.csv`` (the matched pairs).
 """
 
 from __future__ import annotations
@@ -28,6 +26,7 @@ from survey_mass import __version__
 from survey_mass.crossmatch.match import MatchSpec, join_pairs, sky_match
 from survey_mass.errors import UserError
 from survey_mass.validate import plots
+from survey_mass.validate.eddington import against_truth_figure
 from survey_mass.validate.metrics import BinRow, gaussian_fit, radial_dn_over_n, summarize
 
 #: Mass estimates the report compares, in order; the first present gets the plots.
@@ -170,8 +169,7 @@ def _compare(predictions, reference, name, estimates, spec, out: Path):
             block["estimates"][est] = summary.to_dict()
         images = _figures(joined, estimates[0], name, block["estimates"][estimates[0]])
         images += _per_estimate_figures(joined, estimates, name, block["estimates"])
-        if name == "mock_truth":  # the truth itself: bias against true mass is measurable
-            images.append(_against_truth(joined, estimates, z))
+        images += [against_truth_figure(joined, estimates, z)] if name == "mock_truth" else []
     if len(predictions):
         matched = np.zeros(len(predictions), bool)
         matched[pairs["left"].to_numpy()] = True
@@ -211,23 +209,6 @@ def _per_estimate_figures(joined, estimates, name, summaries) -> list[tuple[str,
             )
         )
     return figures
-
-
-def _against_truth(joined: pd.DataFrame, estimates, z) -> tuple[str, bytes]:
-    """Each estimate and its bias against true mass, beside the Eddington expectation."""
-    from survey_mass.validate.eddington import bias_plot, bias_table
-
-    tables, frame = {}, pd.DataFrame({"z": z, "log10_m500": joined["logm500_ref"]})
-    for est in estimates:
-        short = "joint" if est == "logm500" else est.removeprefix("logm500_")
-        frame[est] = joined[f"{est}_pred"]
-        frame[f"{est}_sigma"] = joined.get(f"{est}_sigma_pred", np.nan)
-        tables[short] = bias_table(frame, short)
-    caption = (
-        "Estimates against true mass (top) and their median bias (bottom, with 16-84%) beside "
-        "the Eddington expectation of a calibrated estimator with the catalog's 1-sigma"
-    )
-    return caption, bias_plot(frame, tables)
 
 
 def _sky(predictions: pd.DataFrame, matched: np.ndarray, name: str) -> tuple[str, bytes]:
