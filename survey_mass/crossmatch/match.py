@@ -12,7 +12,7 @@ Result of every match: a DataFrame of pairs with ``left`` and ``right`` (positio
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -77,6 +77,19 @@ class MatchSpec:
         if self.r500_fraction is not None and not self.r500_fraction > 0:
             raise MatchError(f"r500_fraction must be > 0; got {self.r500_fraction}")
 
+    def read_columns(self, frame: pd.DataFrame) -> list[str]:
+        """The columns of ``frame`` a pair search reads (positions, z, mass)."""
+        wanted = ("ra", "dec", "z", self.mass_column) if self.r500_fraction else ("ra", "dec", "z")
+        return [c for c in wanted if c in frame]
+
+    def needs(self, frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+        """The read columns of ``frames`` stacked into one narrow table (no attrs): a wide table's
+        other columns are never copied, partition by partition."""
+        columns = self.read_columns(frames[0])
+        return pd.DataFrame(
+            {c: np.concatenate([_floats(f[c]) for f in frames]) for c in columns}, copy=False
+        )
+
     def radii(self, left: pd.DataFrame) -> u.Quantity:
         """Per-row match radius of the left table (arcsec)."""
         radius = np.full(len(left), self.radius.to_value(u.arcsec))
@@ -90,6 +103,10 @@ class MatchSpec:
             ok = np.isfinite(mass) & (z > 0)
             radius[ok] = self.r500_fraction * theta500(mass[ok], z[ok]).to_value(u.arcsec)
         return radius * u.arcsec
+
+
+def _floats(column: pd.Series) -> np.ndarray:
+    return column.to_numpy(dtype=float, na_value=np.nan)
 
 
 def sky_match(left: pd.DataFrame, right: pd.DataFrame, spec: MatchSpec) -> pd.DataFrame:
@@ -246,6 +263,7 @@ def partitioned_match(
         raise MatchError(
             f"margin cache radius {cache.radius} is smaller than the match radius {max_radius}"
         )
+    right = spec.needs([right])
     out, group, offset, held = [], [], 0, 0
     for order, pixel, rows in partitions:
         _check_positions(rows, "left")
@@ -275,7 +293,7 @@ def _match_group(group: list, right: pd.DataFrame, spec: MatchSpec, offset: int)
     candidates = np.unique(np.concatenate([c for _, _, c in group]))
     if candidates.size == 0:
         return _empty_pairs()
-    rows = pd.concat([r for r, _, _ in group], ignore_index=True)
+    rows = spec.needs([r for r, _, _ in group])
     radii = np.concatenate([rad.to_value(u.arcsec) for _, rad, _ in group]) * u.arcsec
     pairs = _match_block(rows, right.iloc[candidates].reset_index(drop=True), radii, spec)
     pairs["left"] += offset
@@ -291,11 +309,13 @@ def split_partitions(
     pix = pixels_at(frame, order)
     order_idx = np.argsort(pix, kind="stable")
     sorted_pix = pix[order_idx]
-    bounds = np.flatnonzero(np.diff(sorted_pix)) + 1
-    parts = []
-    for chunk in np.split(order_idx, bounds):
-        if chunk.size:
-            parts.append((order, int(pix[chunk[0]]), frame.iloc[chunk]))
+    in_order = frame.iloc[order_idx]  # one take; each partition is then a cheap slice of it
+    bounds = [0, *(np.flatnonzero(np.diff(sorted_pix)) + 1), len(frame)]
+    parts = [
+        (order, int(sorted_pix[a]), in_order.iloc[a:b])
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        if b > a
+    ]
     return parts, order_idx
 
 
@@ -306,7 +326,7 @@ def partitioned_sky_match(
     _check_positions(left, "left")
     finite = np.isfinite(left["ra"].to_numpy(float)) & np.isfinite(left["dec"].to_numpy(float))
     kept = np.flatnonzero(finite)
-    parts, order_idx = split_partitions(left.iloc[kept], order)
+    parts, order_idx = split_partitions(spec.needs([left]).iloc[kept], order)
     max_radius = spec.radii(left).max() if len(left) else spec.radius
     pairs = partitioned_match(parts, right, spec, max_radius=max(max_radius, spec.radius))
     pairs["left"] = kept[order_idx[pairs["left"].to_numpy()]]

@@ -104,11 +104,12 @@ class FoldEnsemble:
         key = (members[0][1], tta)
         if key not in self._graphs:  # traced once per ensemble, z bin and TTA setting
             self._graphs[key] = stacked_graph(
-                [m[0] for m in members], [m[2:4] for m in members], tta
+                [m[0] for m in members], [m[2:4] for m in members], tta, self.input_shape
             )
         graph = self._graphs[key]
         # with TTA each input becomes 8 images: keep ~batch_size images per member call
         step = max(1, batch_size // DIHEDRAL_ORDER) if tta else batch_size
+        inputs = inputs.astype(xp.float32, copy=False)  # the graph's signature is float32
         chunks = []
         for i in range(0, len(inputs), step):
             raw = [to_numpy(o) for o in graph(_to_framework(inputs[i : i + step]))]
@@ -185,16 +186,16 @@ def _dihedral_tf(tf, x, k: int):
     return x
 
 
-def stacked_graph(models, standardisation, tta: bool):
+def stacked_graph(models, standardisation, tta: bool, input_shape: tuple):
     """One ``tf.function``: a batch -> each member's raw output on it (standardised per member),
-    with TTA the 8 orientations stacked into one batch of 8 B (orientation-major)."""
+    with TTA the 8 orientations stacked into one batch of 8 B (orientation-major). The batch size
+    is left open in the signature, so a shard's short last batch reuses the one trace."""
     from survey_mass.tensorflow_runtime import import_tensorflow
 
     tf = import_tensorflow()
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(input_signature=[tf.TensorSpec((None, *input_shape), tf.float32)])
     def run(x):
-        x = tf.convert_to_tensor(x, tf.float32)
         if tta:
             x = tf.concat([_dihedral_tf(tf, x, k) for k in range(DIHEDRAL_ORDER)], axis=0)
         outs = []
@@ -231,6 +232,13 @@ def load_once(entry_class: type, path: str | os.PathLike):
     if key not in _LOADED:
         _LOADED[key] = entry_class(key[1])
     return _LOADED[key]
+
+
+def forget(path: str | os.PathLike) -> None:
+    """Drop whatever this process loaded from ``path`` (the entry there was retrained)."""
+    resolved = Path(path).resolve()
+    for key in [k for k in _LOADED if k[1] == resolved]:
+        del _LOADED[key]
 
 
 def load_ensemble(path: str | os.PathLike) -> FoldEnsemble:

@@ -39,8 +39,8 @@ from survey_mass.zoo.registry import ModelSet, refuse_other_physics, resolve_mod
 
 #: shards in flight: at least this many, or this many per worker thread (workers may join late)
 MIN_IN_FLIGHT, IN_FLIGHT_PER_THREAD = 8, 4
-#: how often the window looks for finished shards (and for Ctrl-C) when none is ready [s]
-POLL_S = 0.1
+#: how long the window waits for a shard to finish before it looks at Ctrl-C again [s]
+POLL_S = 0.5
 
 
 @dataclass
@@ -153,31 +153,31 @@ def run_window(
     """Run ``submit(shard)`` futures with a bounded window in flight, topped up as they finish:
     the scheduler and this client hold a few tasks per worker thread, not one per shard of the
     footprint. ``on_done(result)`` sees each finished shard; failures are returned. ``stop`` (an
-    Event, set by Ctrl-C) is looked at between batches: KeyboardInterrupt then, never mid-call."""
-    from distributed import as_completed
+    Event, set by Ctrl-C) is looked at between waits: KeyboardInterrupt then, never mid-call."""
+    from distributed import wait
 
-    waiting, running = iter(shards), as_completed()
-    in_flight, target, asked = 0, MIN_IN_FLIGHT, -1.0
+    waiting, running = iter(shards), set()
+    target, asked = MIN_IN_FLIGHT, -1.0
 
     def top_up() -> None:
-        nonlocal in_flight, target, asked
+        nonlocal target, asked
         if time.monotonic() - asked > 1.0:  # workers come and go: ask once a second
             threads = sum(client.nthreads().values())
             target, asked = max(MIN_IN_FLIGHT, IN_FLIGHT_PER_THREAD * threads), time.monotonic()
-        while in_flight < target and (shard := next(waiting, None)) is not None:
+        while len(running) < target and (shard := next(waiting, None)) is not None:
             running.add(submit(shard))
-            in_flight += 1
 
     errors = []
     top_up()
-    while not running.is_empty():
+    while running:
         if stop is not None and stop.is_set():
             raise KeyboardInterrupt
-        batch = running.next_batch(block=False)
-        if not batch:
-            time.sleep(POLL_S)
-        for future in batch:
-            in_flight -= 1
+        try:  # returns as soon as one finishes: no sleep between a shard's end and the next
+            finished = wait(list(running), timeout=POLL_S, return_when="FIRST_COMPLETED").done
+        except TimeoutError:
+            continue
+        for future in finished:
+            running.discard(future)
             if future.status == "error":
                 errors.append((future.key, future.exception()))
             else:

@@ -17,7 +17,7 @@ import pandas as pd
 from survey_mass.catalog.paths import CATALOG, CatalogLayout
 from survey_mass.catalog.writer import write_bytes, write_shard
 from survey_mass.infer.calibration_map import load_map
-from survey_mass.infer.ensemble import load_ensemble
+from survey_mass.infer.ensemble import forget, load_ensemble
 from survey_mass.infer.joint import load_joint
 from survey_mass.infer.masses import mass_columns
 from survey_mass.infer.weigh import weigh
@@ -34,8 +34,12 @@ from survey_mass.zoo.registry import ModelSet, ZooEntry
 
 def _loaded(entry: ZooEntry, load):
     """The entry loaded in this process (hash-checked again here), and the same bytes the
-    driver resolved: a worker that sees another copy of the zoo refuses rather than mixes."""
+    driver resolved: a worker that sees another copy of the zoo refuses rather than mixes. A warm
+    worker that loaded the entry before it was retrained in place loads it again."""
     model = load(entry.path)
+    if model.version != entry.version:
+        forget(entry.path)
+        model = load(entry.path)
     if model.version != entry.version:
         raise ModelIntegrityError(
             f"{entry.path} is {model.version} on this worker but {entry.version} on the driver: "
