@@ -43,6 +43,7 @@ UNPLACED = -1
 #: table names -> folders under the output root
 CATALOG, QUARANTINE = "masses/dataset", "quarantine"
 MASSES, MARGIN = "masses", "masses_margin"
+MARGIN_DATASET = f"{MARGIN}/dataset"
 _PARTITION = re.compile(r"Norder=(\d+)/Dir=\d+/Npix=(\d+)\.parquet$")
 _PRIMARY = re.compile(r"^hats_primary_table_url\s*=\s*(\S+)\s*$", re.MULTILINE)
 
@@ -117,6 +118,9 @@ class CatalogLayout:
 
     def catalog_file(self, order: int, pixel: int) -> str:
         return self._pixel_path(CATALOG, order, pixel)
+
+    def margin_file(self, order: int, pixel: int) -> str:
+        return self._pixel_path(MARGIN_DATASET, order, pixel)
 
     def quarantine_file(self, order: int, pixel: int) -> str:
         return self._pixel_path(QUARANTINE, order, pixel)

@@ -56,7 +56,7 @@ def write_bytes(layout: CatalogLayout, path: str, data: bytes, run_id: str) -> N
         ) from err
 
 
-def _parquet_bytes(table: pa.Table) -> bytes:
+def parquet_bytes(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd")
     return sink.getvalue().to_pybytes()
@@ -64,7 +64,7 @@ def _parquet_bytes(table: pa.Table) -> bytes:
 
 def _write_table(layout: CatalogLayout, path: str, table: pa.Table, run_id: str) -> dict:
     """Write one Parquet file; returns its record for the done marker."""
-    data = _parquet_bytes(table)
+    data = parquet_bytes(table)
     write_bytes(layout, path, data, run_id)
     return {
         "path": layout.relative(path),
@@ -164,13 +164,16 @@ def catalog_records(markers: dict[int, dict]) -> list[dict]:
     return sorted(records, key=lambda f: parse_partition_path(f["path"]))
 
 
-def _collected_metadata(layout: CatalogLayout, records: list[dict], schema) -> bytes:
-    """``_metadata``'s bytes: the row groups of every partition file, paths relative to it."""
+def collected_metadata(
+    layout: CatalogLayout, records: list[dict], schema, table: str = CATALOG
+) -> bytes:
+    """``_metadata``'s bytes: the row groups of every partition file of ``table`` (records'
+    paths are relative to the catalog root), paths relative to it."""
     collected = None
     for record in records:
         with layout.fs.open(layout.absolute(record["path"]), "rb") as fh:
             meta = pq.read_metadata(fh)
-        meta.set_file_path(record["path"].removeprefix(CATALOG + "/"))
+        meta.set_file_path(record["path"].removeprefix(table + "/"))
         if collected is None:
             collected = meta
         else:
@@ -221,4 +224,4 @@ def finalize(
     write_manifest(layout, order, markers, run_id)
     if margin is not None:
         margin()
-    write_bytes(layout, layout.metadata, _collected_metadata(layout, records, schema), run_id)
+    write_bytes(layout, layout.metadata, collected_metadata(layout, records, schema), run_id)

@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tqdm.auto import tqdm
@@ -32,15 +32,11 @@ from survey_mass.runner.provenance import identity_record, job_hash, provenance
 from survey_mass.runner.shard import ParentShard, process_shard
 from survey_mass.runner.summary import RunSummary, quarantine_reasons
 from survey_mass.runner.versioning import VersionChoice, choose_version, current
+from survey_mass.runner.window import run_window
 from survey_mass.spec.job import JobSpec
 from survey_mass.targets import Shard, plan_shards
 from survey_mass.targets.fingerprint import input_fingerprint
 from survey_mass.zoo.registry import ModelSet, refuse_other_physics, resolve_models
-
-#: shards in flight: at least this many, or this many per worker thread (workers may join late)
-MIN_IN_FLIGHT, IN_FLIGHT_PER_THREAD = 8, 4
-#: how long the window waits for a shard to finish before it looks at Ctrl-C again [s]
-POLL_S = 0.5
 
 
 @dataclass
@@ -145,46 +141,6 @@ def plan_job(spec: JobSpec, models: ModelSet, lease: Lease, update: bool = False
     return JobPlan(
         spec, version, models, jhash, order, shards, done, lease, repaired, parent_markers
     )
-
-
-def run_window(
-    client, submit: Callable, shards: Iterable[Shard], on_done: Callable, stop=None
-) -> list:
-    """Run ``submit(shard)`` futures with a bounded window in flight, topped up as they finish:
-    the scheduler and this client hold a few tasks per worker thread, not one per shard of the
-    footprint. ``on_done(result)`` sees each finished shard; failures are returned. ``stop`` (an
-    Event, set by Ctrl-C) is looked at between waits: KeyboardInterrupt then, never mid-call."""
-    from distributed import wait
-
-    waiting, running = iter(shards), set()
-    target, asked = MIN_IN_FLIGHT, -1.0
-
-    def top_up() -> None:
-        nonlocal target, asked
-        if time.monotonic() - asked > 1.0:  # workers come and go: ask once a second
-            threads = sum(client.nthreads().values())
-            target, asked = max(MIN_IN_FLIGHT, IN_FLIGHT_PER_THREAD * threads), time.monotonic()
-        while len(running) < target and (shard := next(waiting, None)) is not None:
-            running.add(submit(shard))
-
-    errors = []
-    top_up()
-    while running:
-        if stop is not None and stop.is_set():
-            raise KeyboardInterrupt
-        try:  # returns as soon as one finishes: no sleep between a shard's end and the next
-            finished = wait(list(running), timeout=POLL_S, return_when="FIRST_COMPLETED").done
-        except TimeoutError:
-            continue
-        for future in finished:
-            running.discard(future)
-            if future.status == "error":
-                errors.append((future.key, future.exception()))
-            else:
-                on_done(future.result())
-            future.release()
-        top_up()
-    return errors
 
 
 @contextlib.contextmanager
@@ -300,7 +256,11 @@ def finalize_job(plan: JobPlan, summary: RunSummary, client) -> None:
         record.model_dump(),
         plan.lease.run_id,
         plan.lease.stale_runs,
-        margin=(lambda: build_margin(plan.layout, client, plan.spec.output.margin_arcsec))
+        margin=(
+            lambda: build_margin(
+                plan.layout, client, plan.spec.output.margin_arcsec, plan.lease.run_id
+            )
+        )
         if has_rows
         else None,
     )
