@@ -96,7 +96,13 @@ def _sample_z_mass(rng: np.random.Generator, n: int, spec: UniverseSpec):
     return zz, mm
 
 
-@lru_cache(maxsize=4096)
+#: base pixels kept per process: a shard's own (256 at shard order 3), reused while it renders
+#: their cutouts; shards are submitted in pixel order, so neighbours share the few they span.
+#: Larger, a worker's memory grew with the footprint (~30 KB a pixel up to the bound)
+BASE_PIXEL_CACHE = 256
+
+
+@lru_cache(maxsize=BASE_PIXEL_CACHE)
 def base_pixel_clusters(spec: UniverseSpec, pixel: int) -> pd.DataFrame:
     """Every cluster of one base pixel, with its hidden state; cached per worker process."""
     rng = np.random.default_rng([spec.seed, UNIVERSE_ORDER, int(pixel)])
