@@ -4,19 +4,20 @@ A zoo entry may carry ``calibration_map.json``, fitted by ``survey-mass calibrat
 clusters drawn from the universe's mass function (the stated prior) and weighed by the production
 path. Per redshift bin (``Z_BINS``) it holds
 
-- the regression of true on estimated log mass, ``log M = a + b m``, plus median offsets in up to
-  ten equal-count bins of the estimate, interpolated (together the posterior median under the
-  prior: it removes the Eddington-like bias of an estimate that regresses to the mean, at fixed
-  estimate, where users select);
-- per cell of the estimate (its quartiles, with the top decile and the top 3% split off, where
-  the massive clusters are that an instrument may weigh although its bulk cannot: the cells a
-  user's mass cut selects), conformal interval scales
-  ``k68``, ``k95``: the 68.3% and 95% quantiles of ``|log M - (a + b m)| / sigma``, so each cell's
-  intervals cover as nominal on the calibration clusters, whatever the model's own sigma says;
+- a line ``log M = a + b m`` in the estimate m (fitted on its top quarter, where the map
+  extrapolates), plus median offsets in up to 20 equal-count bins of the estimate, interpolated
+  (together the posterior median under the prior: it removes the Eddington-like bias of an
+  estimate that regresses to the mean, at fixed estimate, where users select);
+- per cell of the estimate (its quartiles, then the top decile cut into cells of ~50 calibration
+  clusters, where the massive clusters are that an instrument may weigh although its bulk cannot:
+  the cells a user's mass cut selects), conformal interval scales ``k68``, ``k95``: the 68.3% and
+  95% quantiles of ``|log M - curve(m)| / sigma``, the curve (line and offsets) fitted without
+  the cluster (cross-fitted), so each cell's intervals cover as nominal on
+  clusters the map never saw, whatever the model's own sigma says;
 - whether the cell is *informative*: its calibrated 68% half-width is below ``INFORMATIVE`` x the
   prior's (the spread of true masses about their median in the redshift bin). An uninformative
-  cell returns the prior (that median, and the 68%/95% distances from it) and a flag: a number that looks
-  like a mass with a 0.1 dex error bar, but is nearly a constant, would mislead.
+  cell returns the prior (that median, and the 68%/95% distances from it) and a flag: a number
+  that looks like a mass with a 0.1 dex error bar, but is nearly a constant, would mislead.
 
 The calibration clusters may be a stratified sample: each carries a weight (the cone of the mass
 function at 1, the rare massive clusters drawn from a wider cone at the ratio of the areas), and
@@ -41,15 +42,22 @@ MAP_VERSION = 1
 #: a cell is informative when its 68% half-width is below this fraction of the prior's, by more
 #: than ``MARGIN_SIGMAS`` times the width's statistical uncertainty
 INFORMATIVE = 0.9
-MARGIN_SIGMAS = 1.5
+#: (one-sided, ~4% of uninformative cells pass by luck; a map has ~30 cells)
+MARGIN_SIGMAS = 1.75
 #: a cell with fewer calibration clusters takes its interval scales from it and its neighbours
 MIN_CELL = 50
 #: a redshift bin with fewer calibration clusters borrows its neighbour's map
 MIN_BIN = 20
-#: cell edges, as quantiles of the estimate: quartiles, then the top decile and top 3% split off
-CELL_QUANTILES = (0.0, 0.25, 0.5, 0.75, 0.9, 0.97, 1.0)
-#: at most this many equal-count bins of >= 40 clusters give the median shift nodes
-MAX_NODES = 10
+#: cell edges, as quantiles of the estimate: quartiles, then the top decile ...
+CELL_QUANTILES = (0.0, 0.25, 0.5, 0.75, 0.9)
+#: ... which is cut into cells of this many calibration clusters each (at most ``MAX_TOP_CELLS``):
+#: a stratified sample holds hundreds of massive clusters there, whose estimates span a decade of
+#: mass that one cell would lump together
+TOP_CELL, MAX_TOP_CELLS = 50, 6
+#: equal-count bins of this many clusters (at most ``MAX_NODES``) give the median shift nodes
+NODE_ROWS, MAX_NODES = 40, 20
+#: folds of the cross-fitted residuals that set the interval scales
+CROSS_FOLDS = 5
 
 
 @dataclass(frozen=True)
@@ -99,15 +107,20 @@ def shift_nodes(
     m: np.ndarray, residual: np.ndarray, weight: np.ndarray | None = None
 ) -> list[list[float]]:
     """(centre, median residual) of equal-count bins of the estimate, up to ``MAX_NODES`` of
-    >= 40 each: E[log M | m] is not linear under a steep prior, so a median offset from the line,
+    >= ``NODE_ROWS`` each: E[log M | m] is not linear under a steep prior, so a median offset from the line,
     interpolated between bin centres, keeps the calibrated mass unbiased and monotonic in m."""
-    n_bins = int(np.clip(len(m) // 40, 1, MAX_NODES))
+    n_bins = int(np.clip(len(m) // NODE_ROWS, 1, MAX_NODES))
     order = np.argsort(m)
     w = np.ones(len(m)) if weight is None else np.asarray(weight, float)
     return [
         [_quantile(m[part], 0.5, w[part]), _quantile(residual[part], 0.5, w[part])]
         for part in np.array_split(order, n_bins)
     ]
+
+
+def _n_eff(weight: np.ndarray) -> float:
+    """Kish's effective number of clusters of a weighted sample."""
+    return float(weight.sum() ** 2 / (weight**2).sum()) if len(weight) else 0.0
 
 
 def _fit_cells(m, sigma, residual, edges, prior_half68, weight) -> list[dict]:
@@ -117,21 +130,20 @@ def _fit_cells(m, sigma, residual, edges, prior_half68, weight) -> list[dict]:
     cells = []
     for k in range(len(edges) - 1):
         mask = cell == k
-        lo, hi = k, k  # a small cell's scales come from it and its neighbours, lower ones first
-        while (np.isin(cell, range(lo, hi + 1)).sum() < MIN_CELL) and (lo, hi) != (
-            0,
-            len(edges) - 2,
-        ):
+        # a small cell's scales come from it and its neighbours, lower ones first; small in
+        # effective clusters, as a few bulk clusters among many down-weighted massive ones count
+        # for most of a cell's weight and would set its quantiles alone
+        lo, hi = k, k
+        inside = mask
+        while _n_eff(weight[inside]) < MIN_CELL and (lo, hi) != (0, len(edges) - 2):
             lo, hi = (lo - 1, hi) if lo > 0 else (lo, hi + 1)
-        inside = np.isin(cell, range(lo, hi + 1))
+            inside = (cell >= lo) & (cell <= hi)
         k68 = _quantile(ratio[inside], 0.6827, weight[inside])
         k95 = _quantile(ratio[inside], 0.95, weight[inside])
         half68 = _quantile(k68 * sigma[mask], 0.5, weight[mask]) if mask.any() else math.inf
         # a width measured on n clusters is uncertain by ~1/sqrt(n) of it: only a width below
-        # the prior's by more than 1.5 times that is information, not a lucky draw of the prior
-        w = weight[inside]
-        n_eff = w.sum() ** 2 / (w**2).sum()
-        margin = 1.0 + MARGIN_SIGMAS / math.sqrt(n_eff)
+        # the prior's by more than 1.75 times that is information, not a lucky draw of the prior
+        margin = 1.0 + MARGIN_SIGMAS / math.sqrt(_n_eff(weight[inside]))
         cells.append(
             {
                 "n": int(mask.sum()),
@@ -143,9 +155,53 @@ def _fit_cells(m, sigma, residual, edges, prior_half68, weight) -> list[dict]:
     return cells
 
 
+def cell_edges(m: np.ndarray, weight: np.ndarray) -> list[float]:
+    """Weighted quantiles ``CELL_QUANTILES`` of the estimate, then the rows above the last cut
+    into cells of ~``TOP_CELL`` calibration clusters (unweighted: where they were drawn)."""
+    edges = [float(e) for e in _quantile(m, CELL_QUANTILES, weight)]
+    top = np.sort(m[m > edges[-1]])
+    cells = int(np.clip(len(top) // TOP_CELL, 1, MAX_TOP_CELLS))
+    edges += [float(top[len(top) * j // cells]) for j in range(1, cells)]
+    return [*edges, float(m.max())]
+
+
+def _line(m: np.ndarray, truth: np.ndarray, weight: np.ndarray) -> tuple[float, float]:
+    """``a, b`` of log M = a + b m on the top quarter of the estimates (under the prior's
+    weights), where the map extrapolates beyond its last shift node (the nodes correct the line
+    below): a fit over the whole bin is set by its bulk of small clusters, whose estimates barely
+    move. Unweighted within the quarter (its rows are where they were drawn); the whole bin when
+    the quarter holds too few rows. The slope is kept in [0, 2]."""
+    top = m >= _quantile(m, 0.75, weight)
+    if top.sum() < 2 * NODE_ROWS:
+        top = np.ones(len(m), bool)
+    b = np.polyfit(m[top], truth[top], 1)[0] if np.ptp(m[top]) > 0 else 0.0
+    b = float(np.clip(b, 0.0, 2.0))
+    return float(np.median(truth[top] - b * m[top])), b
+
+
 def _shift(nodes: list[list[float]], m: np.ndarray) -> np.ndarray:
     centres, shifts = np.array(nodes).T
     return np.interp(m, centres, shifts)
+
+
+def _curve(m: np.ndarray, truth: np.ndarray, weight: np.ndarray):
+    """The posterior-median curve: the line and its shift nodes."""
+    a, b = _line(m, truth, weight)
+    return a, b, shift_nodes(m, truth - (a + b * m), weight)
+
+
+def _cross_fitted_residuals(m: np.ndarray, truth: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """log M minus the curve fitted without the cluster (``CROSS_FOLDS`` folds of alternate rows
+    in order of the estimate): residuals from the curve fitted on the same clusters are smaller
+    than a fresh cluster's, so interval scales from them would under-cover by the curve's noise."""
+    fold = np.empty(len(m), int)
+    fold[np.argsort(m, kind="stable")] = np.arange(len(m)) % CROSS_FOLDS
+    residual = np.empty(len(m))
+    for k in range(CROSS_FOLDS):
+        held, fit = fold == k, fold != k
+        a, b, nodes = _curve(m[fit], truth[fit], weight[fit])
+        residual[held] = truth[held] - (a + b * m[held] + _shift(nodes, m[held]))
+    return residual
 
 
 def fit_map(z, m, sigma, truth, fitted_on: dict, weight=None) -> dict:
@@ -162,11 +218,9 @@ def fit_map(z, m, sigma, truth, fitted_on: dict, weight=None) -> dict:
             bins.append({"z_bin": [lo, hi], "n": int(ok.sum()), "usable": False})
             continue
         w = weight[ok]
-        b, a = np.polyfit(m[ok], truth[ok], 1, w=np.sqrt(w))
-        edges = [float(e) for e in _quantile(m[ok], CELL_QUANTILES, w)]
-        line = truth[ok] - (a + b * m[ok])
-        nodes = shift_nodes(m[ok], line, w)
-        residual = line - _shift(nodes, m[ok])
+        a, b, nodes = _curve(m[ok], truth[ok], w)
+        edges = cell_edges(m[ok], w)
+        residual = _cross_fitted_residuals(m[ok], truth[ok], w)
         bins.append(
             {
                 "z_bin": [lo, hi],

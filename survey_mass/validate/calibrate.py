@@ -20,8 +20,9 @@ import pandas as pd
 from survey_mass.errors import UserError
 from survey_mass.infer.calibration_map import MAP_NAME, CalibrationMap, fit_map
 from survey_mass.validate.evaluate import (
+    LOW_Z_MAX,
     evaluation_spec,
-    in_massive_stratum,
+    in_calibration_stratum,
     refuse_training_seed,
     run_massive,
 )
@@ -67,16 +68,16 @@ def cone_area(radius_deg: float) -> float:
 
 
 def stratified(joined: pd.DataFrame, wide: pd.DataFrame, radius: float, wide_radius: float):
-    """The cone's clusters (weight 1) and, in their place above 10^14.5 at z < 0.4, those of the
-    concentric wide cone at weight area / wide area: one sample of the mass function, whose
-    massive end is measured on all the wide cone's clusters."""
+    """The cone's clusters (weight 1) and, in their place above 10^14.5 at z < 0.4 and below
+    z 0.1, those of the concentric wide cone at weight area / wide area: one sample of the mass
+    function, whose massive end and nearby clusters are measured on all the wide cone's."""
     if wide_radius < radius:
         raise UserError(
             f"the massive sample's cone ({wide_radius:.1f} deg) is narrower than the "
             f"calibration cone ({radius:.1f} deg): ask --massive for more clusters"
         )
-    bulk = joined[~in_massive_stratum(joined)]
-    rare = wide[in_massive_stratum(wide)]
+    bulk = joined[~in_calibration_stratum(joined)]
+    rare = wide[in_calibration_stratum(wide)]
     weight = np.concatenate(
         [np.ones(len(bulk)), np.full(len(rare), cone_area(radius) / cone_area(wide_radius))]
     )
@@ -122,8 +123,9 @@ def run_calibration(
     massive: int = 0,
 ) -> dict:
     """Fit and write the maps of the job's entries; returns what was fitted, per entry.
-    ``massive``: about that many clusters above 10^14.5 at z < 0.4 from a wide cone stand for the
-    cone's own there (a stratified sample, weighted back to the mass function)."""
+    ``massive``: about that many clusters above 10^14.5 at z < 0.4 from a wide cone, with all its
+    clusters below z 0.1, stand for the cone's own there (a stratified sample, weighted back to
+    the mass function)."""
     from survey_mass.catalog.reader import read_mass_catalog
     from survey_mass.runner.job import run_job
     from survey_mass.validate.truth import mock_truth
@@ -151,11 +153,15 @@ def run_calibration(
     }
     weight = None
     if massive:
-        wide, cone = run_massive(seed, massive, instruments, raw, mock, out, client)
+        wide, cone = run_massive(seed, massive, instruments, raw, mock, out, client, low_z=True)
         joined, weight = stratified(
             joined, wide, spec.targets.footprint.radius_deg, cone.radius_deg
         )
-        fitted_on["massive"] = {"n_clusters": int(len(wide)), "radius_deg": cone.radius_deg}
+        fitted_on["massive"] = {
+            "n_clusters": int(len(wide)),
+            "radius_deg": cone.radius_deg,
+            "low_z_max": LOW_Z_MAX,
+        }
     report = fit_maps(joined, weight, spec.instruments, resolved, fitted_on)
     (out / "calibration.json").write_text(json.dumps(report, indent=1))
     return report

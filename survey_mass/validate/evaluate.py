@@ -28,6 +28,9 @@ ESTIMATES = ("xray", "sz", "optical", "joint")
 #: the massive end: true log10 M500 bins [Msun] at z < MASSIVE_Z_MAX
 MASSIVE_EDGES = (14.5, 14.65, 14.8, 14.95, 15.1, 15.4)
 MASSIVE_Z_MAX = 0.4
+#: the nearby universe: a cone holds few clusters below this redshift (a small volume), so the
+#: calibration sample takes them, of any mass, from the wide cone too
+LOW_Z_MAX = 0.1
 MARKER = "survey-mass evaluate"
 #: the figure of estimate and bias against true mass, beside evaluation.md
 BIAS_PLOT = "bias_vs_truth.png"
@@ -246,10 +249,19 @@ def in_massive_stratum(frame: pd.DataFrame) -> np.ndarray:
     )
 
 
-def massive_sample(seed: int, n: int, mock: dict, with_detections: bool = False):
+def in_calibration_stratum(frame: pd.DataFrame) -> np.ndarray:
+    """What the calibration sample takes from the wide cone: the massive end and every cluster
+    below ``LOW_Z_MAX``."""
+    return in_massive_stratum(frame) | (frame["z"].to_numpy(float) < LOW_Z_MAX)
+
+
+def massive_sample(
+    seed: int, n: int, mock: dict, with_detections: bool = False, with_low_z: bool = False
+):
     """(footprint, truth) of about ``n`` clusters above 10^14.5 at z < 0.4: a wide cone, as rare
     as they are (~0.1 per deg^2), so that the massive end is measured on hundreds, not a few;
-    ``with_detections`` adds the cone's mock PSZ2 detections (S/N >= 4.5) of any mass and z."""
+    ``with_detections`` adds the cone's mock PSZ2 detections (S/N >= 4.5) of any mass and z,
+    ``with_low_z`` its clusters below ``LOW_Z_MAX`` of any mass."""
     from survey_mass.mock.universe import clusters_per_deg2
     from survey_mass.spec.footprint import ConeFootprint
     from survey_mass.spec.universe import UniverseSpec
@@ -261,7 +273,7 @@ def massive_sample(seed: int, n: int, mock: dict, with_detections: bool = False)
     radius = min(math.degrees(math.acos(1.0 - area / (2 * math.pi * math.degrees(1.0) ** 2))), 90)
     footprint = ConeFootprint(ra=200.0, dec=30.0, radius_deg=radius)
     truth = mock_truth(universe, footprint)
-    keep = in_massive_stratum(truth)
+    keep = in_calibration_stratum(truth) if with_low_z else in_massive_stratum(truth)
     if with_detections:
         from survey_mass.mock.external import mock_psz
         from survey_mass.validate.detections import PSZ2_SNR_MIN
@@ -272,14 +284,23 @@ def massive_sample(seed: int, n: int, mock: dict, with_detections: bool = False)
 
 
 def run_massive(
-    seed, n, instruments, models: dict, mock: dict, out: Path, client=None, detections=False
+    seed,
+    n,
+    instruments,
+    models: dict,
+    mock: dict,
+    out: Path,
+    client=None,
+    detections=False,
+    low_z=False,
 ):
-    """The massive end (and with ``detections`` the mock PSZ2 detections) of a wide cone, weighed
-    as a target catalog by the production path, joined to truth; and the cone."""
+    """The massive end (with ``detections`` the mock PSZ2 detections, with ``low_z`` the nearby
+    clusters) of a wide cone, weighed as a target catalog by the production path, joined to
+    truth; and the cone."""
     from survey_mass.catalog.reader import read_mass_catalog
     from survey_mass.runner.job import run_job
 
-    footprint, truth = massive_sample(seed, n, mock, detections)
+    footprint, truth = massive_sample(seed, n, mock, detections, low_z)
     out.mkdir(parents=True, exist_ok=True)
     targets = out / "massive_targets.csv"
     truth.rename(columns={"target_id": "id"})[["id", "ra", "dec", "z"]].to_csv(targets, index=False)

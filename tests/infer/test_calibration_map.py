@@ -111,3 +111,33 @@ def test_a_stratified_sample_gives_the_mass_functions_map_with_a_measured_massiv
     assert [c["n"] for c in data["z_bins"][3]["cells"]][-1] > 3 * [
         c["n"] for c in plain.data["z_bins"][3]["cells"]
     ][-1]
+
+
+def tail_only_population(seed: int, n: int, massive_n: int):
+    """A stratified sample whose estimate is a constant for the bulk and tracks the mass only in
+    the massive tail (sz-v2 at z 0.2-0.4: Planck sees only the most massive clusters there)."""
+    rng = np.random.default_rng(seed)
+    truth = np.concatenate(
+        [13.9 + rng.exponential(0.2, n), 14.5 + rng.exponential(0.15, massive_n)]
+    )
+    weight = np.concatenate([np.ones(n), np.full(massive_n, 0.05)])
+    keep = (truth < 14.5) | (weight < 1)
+    truth, weight = truth[keep], weight[keep]
+    est = np.where(
+        truth < 14.5,
+        14.25 + rng.normal(0, 0.005, len(truth)),
+        14.27 + 0.9 * (truth - 14.5) + rng.normal(0, 0.04, len(truth)),
+    )
+    return np.full(len(truth), 0.3), est, np.full(len(truth), 0.25), truth, weight
+
+
+def test_an_instrument_that_weighs_only_the_massive_tail_is_informative_there():
+    z, est, sigma, truth, weight = tail_only_population(11, 3000, 600)
+    cmap = CalibrationMap(fit_map(z, est, sigma, truth, fitted_on={}, weight=weight))
+    z, est, sigma, truth, _ = tail_only_population(12, 3000, 600)
+    applied = cmap.apply(z, est, sigma)
+    tail = est > 14.32  # estimates only the massive clusters reach
+    assert not applied.prior[tail].any()
+    assert abs(np.median(applied.log10_m500[tail] - truth[tail])) < 0.03
+    assert np.mean(np.abs(applied.log10_m500[tail] - truth[tail]) <= applied.sigma[tail]) > 0.6
+    assert np.median(applied.sigma[tail]) < 0.5 * cmap.bins[3]["prior"]["half68"]

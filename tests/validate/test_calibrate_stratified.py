@@ -14,13 +14,16 @@ def frame(rows) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["target_id", "z", "log10_m500"])
 
 
-def test_massive_clusters_come_from_the_wide_cone_at_the_area_ratio():
-    cone = frame([("a", 0.3, 14.0), ("b", 0.2, 14.7), ("c", 0.6, 14.8)])  # b is massive, low z
-    wide = frame([("b", 0.2, 14.7), ("d", 0.1, 14.9), ("e", 0.35, 14.6), ("f", 0.3, 14.2)])
+def test_massive_and_nearby_clusters_come_from_the_wide_cone_at_the_area_ratio():
+    cone = frame([("a", 0.3, 14.0), ("b", 0.2, 14.7), ("c", 0.6, 14.8), ("g", 0.05, 14.0)])
+    wide = frame(  # b is massive at low z, g and h are nearby: all three from the wide cone
+        [("b", 0.2, 14.7), ("d", 0.1, 14.9), ("e", 0.35, 14.6), ("f", 0.3, 14.2)]
+        + [("g", 0.05, 14.0), ("h", 0.08, 13.95)]
+    )
     sample, weight = stratified(cone, wide, radius=5.0, wide_radius=20.0)
-    assert list(sample["target_id"]) == ["a", "c", "b", "d", "e"]  # f: not massive; b once
+    assert list(sample["target_id"]) == ["a", "c", "b", "d", "e", "g", "h"]  # f: in the bulk
     ratio = cone_area(5.0) / cone_area(20.0)
-    assert list(weight) == [1.0, 1.0, ratio, ratio, ratio]
+    assert list(weight) == [1.0, 1.0, ratio, ratio, ratio, ratio, ratio]
     assert cone_area(90.0) == pytest.approx(41252.96 / 2, rel=1e-4)  # half the sky
 
 
