@@ -49,7 +49,9 @@ def recipe(spec: JobSpec) -> dict:
 
 def job_hash(spec: JobSpec, models: ModelSet) -> str:
     """What makes two runs weigh a target alike: the recipe and the model bytes."""
-    blob = json.dumps({"spec": recipe(spec), "models": models.fingerprint()}, sort_keys=True)
+    blob = json.dumps(
+        {"spec": recipe(spec), "models": models.fingerprint(spec.models.calibrated)}, sort_keys=True
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -65,7 +67,7 @@ def identity_record(spec: JobSpec, models: ModelSet, jhash: str, inputs: dict, o
         "identity": identity(jhash, inputs),
         "job_hash": jhash,
         "spec": recipe(spec),
-        "models": models.fingerprint(),
+        "models": models.fingerprint(spec.models.calibrated),
         "inputs": inputs,
         "order": order,
         "parent": parent,

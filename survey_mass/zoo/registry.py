@@ -86,13 +86,15 @@ class ModelSet:
         """How the instruments combine: the joint entry's version, or 'inverse-variance'."""
         return self.joint.version if self.joint else "inverse-variance"
 
-    def fingerprint(self) -> dict[str, list[str]]:
-        """kind -> member sha256s (and the calibration map's): what the outputs depend on."""
+    def fingerprint(self, calibrated: bool = True) -> dict[str, list[str]]:
+        """kind -> member sha256s (and, when ``calibrated``, the calibration map's): what the
+        outputs depend on. An uncalibrated run does not read the maps, so refitting them (as
+        ``survey-mass calibrate`` does) leaves its catalog current."""
         return {
             kind: entry.member_sha256
             + (
                 [entry.manifest["calibration_map"]["sha256"]]
-                if entry.manifest.get("calibration_map")
+                if calibrated and entry.manifest.get("calibration_map")
                 else []
             )
             for kind, entry in self.entries.items()

@@ -56,3 +56,15 @@ def test_auto_joint_is_the_shipped_entry_fitted_on_the_jobs_ensembles():
     assert v1.joint is not None and v1.joint.version.startswith("joint-v1@")
     mixed = resolve_models(ModelsSpec(xray="xray-v1", sz="sz-v1"), ["xray", "sz", "optical"])
     assert mixed.joint is None  # no shipped joint entry was fitted on v1 X-ray with v2 optical
+
+
+def test_refitting_a_calibration_map_changes_only_the_calibrated_jobs():
+    from survey_mass.runner.provenance import job_hash
+
+    before = ModelSet({"xray": entry("xray", {"seed": 1})})
+    refit = ModelSet({"xray": entry("xray", {"seed": 1})})
+    refit.ensembles["xray"].manifest["calibration_map"]["sha256"] = "1" * 64
+    before.ensembles["xray"].manifest["calibration_map"]["sha256"] = "2" * 64
+    raw = job(models={"calibrated": False})
+    assert job_hash(raw, before) == job_hash(raw, refit)  # the raw outputs never read the map
+    assert job_hash(job(), before) != job_hash(job(), refit)
