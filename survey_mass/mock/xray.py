@@ -71,8 +71,18 @@ def _beta_map(x, y, rc, beta, ellipticity=0.0, angle=0.0):
     return (p - 1) * _beta_profile(x, y, rc, beta, ellipticity, angle)
 
 
-def expected_counts(c: pd.Series, npix: int = XRAY_GRID) -> tuple[np.ndarray, float]:
-    """Expected photon counts per pixel (cluster + AGN-free background) and the exposure [s]."""
+def chip_exposure(c: pd.Series, npix: int) -> np.ndarray | None:
+    """v2's exposure map of the cutout (None for v1, whose detector sees the whole cutout)."""
+    if c.get("physics", "v1") != "v2":
+        return None
+    return exposure_map(c, npix, _pixel_arcmin(c, npix))
+
+
+def expected_counts(
+    c: pd.Series, npix: int = XRAY_GRID, emap: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
+    """Expected photon counts per pixel (cluster + AGN-free background) and the exposure [s];
+    ``emap``: the cutout's ``chip_exposure``, when the caller has it already."""
     pixel_mpc = XRAY_APERTURE.to_value(u.Mpc) / npix
     offsets = (np.arange(SUPERSAMPLE) + 0.5) / SUPERSAMPLE - 0.5
     grid = (np.arange(npix) - (npix - 1) / 2) * pixel_mpc
@@ -104,8 +114,10 @@ def expected_counts(c: pd.Series, npix: int = XRAY_GRID) -> tuple[np.ndarray, fl
         u.arcmin
     )
     counts += ACIS_BACKGROUND_RATE * exposure * pixel_arcmin**2
-    if c.get("physics", "v1") == "v2":
-        counts = counts * exposure_map(c, npix, pixel_arcmin)
+    if emap is None:
+        emap = chip_exposure(c, npix)
+    if emap is not None:
+        counts = counts * emap
     return counts, exposure
 
 
@@ -115,10 +127,14 @@ def _pixel_arcmin(c: pd.Series, npix: int) -> float:
     )
 
 
-def photon_image(c: pd.Series, seed: int, npix: int = XRAY_GRID) -> tuple[np.ndarray, float]:
+def photon_image(
+    c: pd.Series, seed: int, npix: int = XRAY_GRID, emap: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
     """A Poisson realisation with point sources: (counts image, exposure [s])."""
     rng = np.random.default_rng([seed, int(c.stream), INSTRUMENT_STREAM])
-    counts, exposure = expected_counts(c, npix)
+    if emap is None:
+        emap = chip_exposure(c, npix)
+    counts, exposure = expected_counts(c, npix, emap)
     image = rng.poisson(counts).astype(np.float32)
     n_agn = rng.poisson(1.5)
     rows, cols = rng.integers(0, npix, n_agn), rng.integers(0, npix, n_agn)
@@ -126,8 +142,7 @@ def photon_image(c: pd.Series, seed: int, npix: int = XRAY_GRID) -> tuple[np.nda
     fluxes = 1e-15 * (1 - rng.random(n_agn)) ** (-1 / 1.5)
     agn_counts = rng.poisson(fluxes * exposure * ACIS_COUNTS_PER_ERG_CM2)
     central = rng.poisson(3e-14 * exposure * ACIS_COUNTS_PER_ERG_CM2) if c.central_agn else 0
-    if c.get("physics", "v1") == "v2":  # no photons where no chip looks
-        emap = exposure_map(c, npix, _pixel_arcmin(c, npix))
+    if emap is not None:  # no photons where no chip looks
         agn_counts = np.where(emap[rows, cols] > 0, agn_counts, 0)
         central = central if emap[npix // 2, npix // 2] > 0 else 0
     np.add.at(image, (rows, cols), agn_counts)
@@ -138,7 +153,8 @@ def photon_image(c: pd.Series, seed: int, npix: int = XRAY_GRID) -> tuple[np.nda
 
 def xray_hdul(c: pd.Series, seed: int) -> fits.HDUList:
     """The mock Chandra cutout of one cluster, as FITS with a TAN WCS."""
-    image, exposure = photon_image(c, seed)
+    emap = chip_exposure(c, XRAY_GRID)  # once per cutout: it costs as much as the cluster
+    image, exposure = photon_image(c, seed, XRAY_GRID, emap)
     header = physical_grid_wcs(c.ra, c.dec, c.z, XRAY_APERTURE, XRAY_GRID).to_header()
     header["TELESCOP"] = "CHANDRA"
     header["INSTRUME"] = "ACIS"
@@ -149,9 +165,8 @@ def xray_hdul(c: pd.Series, seed: int) -> fits.HDUList:
     header["BKGRATE"] = (ACIS_BACKGROUND_RATE, "[count/s/arcmin2] particle+sky background")
     header["OBJECT"] = c.target_id
     hdus = [fits.PrimaryHDU(image, header=header)]
-    if c.get("physics", "v1") == "v2":
-        emap = exposure_map(c, XRAY_GRID, _pixel_arcmin(c, XRAY_GRID)).astype(np.float32)
-        ext = fits.ImageHDU(emap, header=header.copy(), name="EXPMAP")
+    if emap is not None:
+        ext = fits.ImageHDU(emap.astype(np.float32), header=header.copy(), name="EXPMAP")
         ext.header["BUNIT"] = ("", "fraction of EXPOSURE (0: off the ACIS-I chips)")
         hdus.append(ext)
     return fits.HDUList(hdus)

@@ -27,7 +27,7 @@ def smoke(name: str) -> list[dict]:
 
 def test_every_benchmark_has_a_smoke_test():
     covered = {"bench_crossmatch.py", "bench_inference.py", "bench_scale.py"}
-    covered |= {"bench_gpu_path.py", "bench_mock_survey.py", "bench_warm.py"}
+    covered |= {"bench_gpu_path.py", "bench_mock_survey.py", "bench_warm.py", "bench_stages.py"}
     assert {p.name for p in BENCHMARKS.glob("bench_*.py")} == covered
 
 
@@ -75,3 +75,12 @@ def test_warm_smoke_keeps_models_loaded_across_jobs_on_one_cluster():
     assert len(result["warm_seconds"]) == 2 and result["pure_compute_seconds"] > 0
     assert result["models_kept_loaded"]  # the same ensemble objects before and after the jobs
     assert result["ensembles_per_worker"] == [1, 1]
+
+
+def test_stages_smoke_times_every_stage_of_the_production_path():
+    result = smoke("bench_stages.py")[-1]
+    assert result["rows"] > 0
+    # every stage's production function was called on the clock (the script raises otherwise)
+    assert all(n > 0 for n in result["calls"].values())
+    shares = result["share"]
+    assert abs(sum(shares.values()) - 1.0) < 1e-2 and min(shares.values()) > -1e-3
