@@ -166,7 +166,7 @@ def xray_hdul(c: pd.Series, seed: int) -> fits.HDUList:
     header["OBJECT"] = c.target_id
     hdus = [fits.PrimaryHDU(image, header=header)]
     if emap is not None:
-        ext = fits.ImageHDU(emap.astype(np.float32), header=header.copy(), name="EXPMAP")
+        ext = fits.ImageHDU(emap.astype(np.float32), header=header, name="EXPMAP")  # a copy
         ext.header["BUNIT"] = ("", "fraction of EXPOSURE (0: off the ACIS-I chips)")
         hdus.append(ext)
     return fits.HDUList(hdus)

@@ -14,10 +14,12 @@ import numpy as np
 
 from survey_mass.preprocess.resample import (
     MIN_COVERAGE,
+    PARSED_WCS,
     GridSpec,
     ResampleError,
     celestial_wcs,
     grid_coordinates,
+    on_model_grid,
     resample_batch,
 )
 from survey_mass.sources.base import Cutout, CutoutFailure
@@ -71,13 +73,15 @@ def prepare_batch(
             cube = _image_cube(cutout, required_keys)
             if channels is not None and cube.shape[0] != channels:
                 raise ResampleError("missing_band", f"{cube.shape[0]} bands, need {channels}")
-            coords, area_ratio = grid_coordinates(
-                celestial_wcs(cutout.hdul[0].header), grid, t.ra, t.dec, t.z
-            )
+            in_wcs = cutout.meta.get(PARSED_WCS) or celestial_wcs(cutout.hdul[0].header)
+            if on_model_grid(in_wcs, cube.shape, grid, t.ra, t.dec, t.z):
+                coords, area_ratio = None, 1.0
+            else:
+                coords, area_ratio = grid_coordinates(in_wcs, grid, t.ra, t.dec, t.z)
         except ResampleError as err:
             failures.append(CutoutFailure(t, cutout.instrument, err.reason, str(err)))
             continue
-        groups[cube.shape].append((cutout, cube, coords, area_ratio))
+        groups[(cube.shape, coords is None)].append((cutout, cube, coords, area_ratio))
 
     kept: list[Cutout] = []
     parts = []

@@ -48,6 +48,11 @@ class ResampleError(ValueError):
         super().__init__(f"{reason}: {detail}")
 
 
+#: ``Cutout.meta`` key of the header's celestial WCS, left by a step that parsed it already
+#: (parsing a FITS header's WCS costs as much as resampling the image)
+PARSED_WCS = "celestial_wcs"
+
+
 def celestial_wcs(header) -> WCS:
     """The cutout's celestial WCS, or a ResampleError saying what is wrong with it."""
     try:
@@ -59,6 +64,25 @@ def celestial_wcs(header) -> WCS:
             "invalid_wcs", "no celestial WCS (need CTYPE1/2 = RA---TAN/DEC--TAN etc.)"
         )
     return wcs
+
+
+#: WCS values (degrees, pixels) equal to this many decimals are the same grid: a FITS header's
+#: round trip changes them by ~1e-13, and 1e-11 deg is 4e-8 arcsec
+SAME_GRID_DECIMALS = 1e-11
+
+
+def on_model_grid(in_wcs: WCS, shape: tuple, grid: GridSpec, ra: float, dec: float, z: float):
+    """Whether a cutout of image ``shape`` already lies on the model grid pixel for pixel (a
+    cutout service asked for the model's grid, or the mock survey): resampling would return its
+    pixels unchanged, at the cost of two WCS transforms of every grid pixel."""
+    if tuple(shape[-2:]) != (grid.npix, grid.npix):
+        return False
+    a, b = in_wcs.wcs, grid.wcs(ra, dec, z).wcs
+    if list(a.ctype) != list(b.ctype) or [str(x) for x in a.cunit] != [str(x) for x in b.cunit]:
+        return False
+    pairs = [(a.crval, b.crval), (a.crpix, b.crpix), (a.get_cdelt(), b.get_cdelt())]
+    pairs += [(a.get_pc(), b.get_pc()), ([a.lonpole, a.latpole], [b.lonpole, b.latpole])]
+    return all(np.allclose(x, y, rtol=0.0, atol=SAME_GRID_DECIMALS) for x, y in pairs)
 
 
 def grid_coordinates(in_wcs: WCS, grid: GridSpec, ra: float, dec: float, z: float):
@@ -76,9 +100,12 @@ def resample_batch(images, coords, area_ratios, xp, conserve_flux: bool):
 
     Returns (N, C, H, W) on ``xp`` with NaN where the grid falls outside the input. One
     ``map_coordinates`` call per batch: the batch and channel indices ride along as exact
-    integer coordinates.
+    integer coordinates. ``coords`` of None: the images are on the model grid already
+    (``on_model_grid``), and come back as they are.
     """
     images = xp.asarray(np.stack(images))  # (N, C, h, w)
+    if coords[0] is None:
+        return images.astype(xp.float64)
     n, c = images.shape[:2]
     coords = xp.asarray(np.stack(coords))  # (N, 2, H, W)
     h, w = coords.shape[-2:]

@@ -21,7 +21,7 @@ from astropy.wcs.utils import proj_plane_pixel_scales
 
 from survey_mass.constants import ACIS_COUNTS_PER_ERG_CM2, COSMOLOGY, XRAY_APERTURE, XRAY_GRID
 from survey_mass.preprocess.batch import Prepared, prepare_batch
-from survey_mass.preprocess.resample import GridSpec, ResampleError, celestial_wcs
+from survey_mass.preprocess.resample import PARSED_WCS, GridSpec, ResampleError, celestial_wcs
 from survey_mass.sources.base import Cutout, CutoutFailure
 from survey_mass.xp import to_numpy
 
@@ -98,14 +98,15 @@ def flat_field(cutout: Cutout) -> Cutout:
     if not seen.any():
         raise ResampleError("bad_exposure_map", "no pixel of the EXPMAP has any exposure")
     rate = float(header.get("BKGRATE", np.nan))
+    wcs = celestial_wcs(header)
     if np.isfinite(rate):
-        pixel_arcmin2 = float(np.prod(proj_plane_pixel_scales(celestial_wcs(header)))) * 3600.0
+        pixel_arcmin2 = float(np.prod(proj_plane_pixel_scales(wcs))) * 3600.0
         background = rate * float(header["EXPOSURE"]) * pixel_arcmin2
     else:
         background = float(np.median(counts[seen] / emap[seen]))
     flat = np.where(seen, counts / np.where(seen, emap, 1.0), background)
-    hdul = fits.HDUList([fits.PrimaryHDU(flat.astype(np.float32), header=header.copy())])
-    return Cutout(cutout.target, cutout.instrument, hdul, dict(cutout.meta))
+    hdul = fits.HDUList([fits.PrimaryHDU(flat.astype(np.float32), header=header)])  # copies it
+    return Cutout(cutout.target, cutout.instrument, hdul, {**cutout.meta, PARSED_WCS: wcs})
 
 
 def preprocess_xray(cutouts: Sequence[Cutout], xp) -> Prepared:
