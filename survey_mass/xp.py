@@ -28,17 +28,6 @@ def array_module(device: str = "auto") -> ModuleType:
         return np
 
 
-def ndimage(xp: ModuleType) -> ModuleType:
-    """scipy.ndimage, or cupyx.scipy.ndimage for CuPy arrays."""
-    if xp is np:
-        import scipy.ndimage
-
-        return scipy.ndimage
-    import cupyx.scipy.ndimage
-
-    return cupyx.scipy.ndimage
-
-
 def to_numpy(array) -> np.ndarray:
     """A host copy of an xp array (no copy for NumPy)."""
     return array.get() if hasattr(array, "get") else np.asarray(array)

@@ -16,7 +16,6 @@ from astropy.wcs.utils import proj_plane_pixel_area
 
 from survey_mass.constants import COSMOLOGY
 from survey_mass.wcs import tan_wcs
-from survey_mass.xp import ndimage
 
 #: A cutout must cover at least this fraction of the model grid to be used.
 MIN_COVERAGE = 0.95
@@ -98,27 +97,32 @@ def grid_coordinates(in_wcs: WCS, grid: GridSpec, ra: float, dec: float, z: floa
 def resample_batch(images, coords, area_ratios, xp, conserve_flux: bool):
     """Bilinear resampling of a batch of (C, h, w) images (equal shapes) onto the model grid.
 
-    Returns (N, C, H, W) on ``xp`` with NaN where the grid falls outside the input. One
-    ``map_coordinates`` call per batch: the batch and channel indices ride along as exact
-    integer coordinates. ``coords`` of None: the images are on the model grid already
-    (``on_model_grid``), and come back as they are.
+    Returns (N, C, H, W) on ``xp`` with NaN where the grid falls outside the input; within half
+    a pixel of the edge the edge pixel is extended (scipy's ``map_coordinates(order=1,
+    mode="nearest")``, to rounding). Written as four gathers and weights in ``xp``, so NumPy and
+    CuPy run the same code; every band of an image shares its coordinates. ``coords`` of None:
+    the images are on the model grid already (``on_model_grid``), and come back as they are.
     """
-    images = xp.asarray(np.stack(images))  # (N, C, h, w)
+    images = xp.asarray(np.stack(images)).astype(xp.float64)  # (N, C, h, w)
     if coords[0] is None:
-        return images.astype(xp.float64)
-    n, c = images.shape[:2]
+        return images
+    n, c, in_h, in_w = images.shape
     coords = xp.asarray(np.stack(coords))  # (N, 2, H, W)
     h, w = coords.shape[-2:]
-    nn = xp.broadcast_to(xp.arange(n, dtype=coords.dtype)[:, None, None, None], (n, c, h, w))
-    cc = xp.broadcast_to(xp.arange(c, dtype=coords.dtype)[None, :, None, None], (n, c, h, w))
-    rr = xp.broadcast_to(coords[:, None, 0], (n, c, h, w))
-    ww = xp.broadcast_to(coords[:, None, 1], (n, c, h, w))
-    out = ndimage(xp).map_coordinates(
-        images.astype(xp.float64), xp.stack([nn, cc, rr, ww]), order=1, mode="nearest"
-    )
-    in_h, in_w = images.shape[-2:]
-    outside = (rr < -0.5) | (rr > in_h - 0.5) | (ww < -0.5) | (ww > in_w - 0.5)
-    out = xp.where(outside, xp.nan, out)
+    rows, cols = coords[:, 0].reshape(n, 1, h * w), coords[:, 1].reshape(n, 1, h * w)
+    row0, col0 = xp.floor(rows), xp.floor(cols)
+    dr, dc = rows - row0, cols - col0
+    flat = images.reshape(n, c, in_h * in_w)
+
+    def corner(dy: int, dx: int):
+        r = xp.clip(row0 + dy, 0, in_h - 1).astype(xp.int64)
+        k = xp.clip(col0 + dx, 0, in_w - 1).astype(xp.int64)
+        return xp.take_along_axis(flat, r * in_w + k, axis=2)  # the index broadcasts over bands
+
+    out = ((1 - dr) * (1 - dc)) * corner(0, 0) + ((1 - dr) * dc) * corner(0, 1)
+    out += (dr * (1 - dc)) * corner(1, 0) + (dr * dc) * corner(1, 1)
+    outside = (rows < -0.5) | (rows > in_h - 0.5) | (cols < -0.5) | (cols > in_w - 0.5)
+    out = xp.where(outside, xp.nan, out).reshape(n, c, h, w)
     if conserve_flux:
         out = out * xp.asarray(np.asarray(area_ratios))[:, None, None, None]
     return out

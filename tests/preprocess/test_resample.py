@@ -1,4 +1,4 @@
-"""A cutout already on the model grid skips resampling and gives what resampling would."""
+"""Resampling onto the model grid: bilinear as scipy's, and skipped for a cutout already on it."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import numpy as np
 from astropy.io import fits
 
 import survey_mass.preprocess.batch as batch
+from survey_mass.preprocess.resample import resample_batch
 from survey_mass.preprocess.sz import GRID, preprocess_sz
 from survey_mass.sources.base import Cutout, Target
 from survey_mass.wcs import tan_wcs
@@ -30,3 +31,22 @@ def test_a_cutout_on_the_model_grid_is_taken_as_it_is(monkeypatch):
     monkeypatch.setattr(batch, "on_model_grid", lambda *args: False)
     slow = preprocess_sz([on_grid, shifted], np).inputs
     np.testing.assert_allclose(fast, slow, rtol=1e-9, atol=1e-15)
+
+
+def test_resampling_is_scipys_bilinear_with_the_edge_extended_and_nan_outside():
+    from scipy.ndimage import map_coordinates
+
+    rng = np.random.default_rng(3)
+    images = [rng.normal(size=(3, 20, 24)) for _ in range(4)]
+    yy, xx = np.mgrid[0:16, 0:16].astype(float)
+    coords = [np.stack([1.3 * yy - 1.0 + i, 1.1 * xx + 0.6 * yy - 0.8]) for i in range(4)]
+    out = resample_batch(images, coords, [1.0, 2.0, 0.5, 1.0], np, conserve_flux=True)
+    assert out.shape == (4, 3, 16, 16)
+    for i, (image, (rows, cols)) in enumerate(zip(images, coords, strict=True)):
+        outside = (rows < -0.5) | (rows > 19.5) | (cols < -0.5) | (cols > 23.5)
+        assert outside.any() and not outside.all()
+        ratio = [1.0, 2.0, 0.5, 1.0][i]
+        for band in range(3):
+            expected = ratio * map_coordinates(image[band], [rows, cols], order=1, mode="nearest")
+            np.testing.assert_allclose(out[i, band][~outside], expected[~outside], atol=1e-12)
+            assert np.isnan(out[i, band][outside]).all()
