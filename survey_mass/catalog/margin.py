@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from survey_mass.catalog.paths import MARGIN, MARGIN_DATASET, MASSES, CatalogLayout
-from survey_mass.catalog.writer import collected_metadata, parquet_bytes, write_bytes
+from survey_mass.catalog.writer import parquet_bytes, write_bytes, write_collected_metadata
 from survey_mass.errors import UserError
 from survey_mass.pixel_math import SPATIAL_INDEX_COLUMN, SPATIAL_INDEX_ORDER, pixels_at_order
 
@@ -186,8 +186,9 @@ def _write_margin_files(layout, primary, records, m, margin_arcsec, created, run
     pq.write_metadata(schema, sink)
     dataset = f"{layout.root}/{MARGIN_DATASET}"
     write_bytes(layout, f"{dataset}/_common_metadata", sink.getvalue().to_pybytes(), run_id)
-    data = collected_metadata(layout, records, schema, MARGIN_DATASET)
-    write_bytes(layout, f"{dataset}/_metadata", data, run_id)
+    write_collected_metadata(
+        layout, f"{dataset}/_metadata", records, schema, run_id, MARGIN_DATASET
+    )
 
 
 def _same(value):
