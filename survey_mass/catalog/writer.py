@@ -12,6 +12,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import pandas as pd
 import pyarrow as pa
@@ -128,16 +129,53 @@ def write_shard(
     return marker
 
 
-def read_markers(layout: CatalogLayout) -> dict[int, dict]:
-    """Every done marker by pixel (unreadable ones are left out: their shard is not done)."""
-    fs, markers = layout.fs, {}
-    for path in layout.done_markers:
+def _marker_pixel(path: str) -> int:
+    name = path.rsplit("/", 1)[-1].removesuffix(".json")
+    return UNPLACED if name == "unplaced" else int(name.removeprefix("Npix="))
+
+
+def iter_markers(layout: CatalogLayout):
+    """Every readable done marker, one at a time, in pixel order (unreadable ones are left out:
+    their shard is not done)."""
+    fs = layout.fs
+    for path in sorted(layout.done_markers, key=_marker_pixel):
         try:
             marker = json.loads(fs.cat_file(path))
-            markers[int(marker["pixel"])] = marker
+            int(marker["pixel"])
         except (ValueError, KeyError, TypeError):
             continue
-    return markers
+        yield marker
+
+
+def read_marker(layout: CatalogLayout, pixel: int) -> dict | None:
+    """One shard's done marker, or None when it has none (or an unreadable one)."""
+    try:
+        return json.loads(layout.fs.cat_file(layout.done_marker(pixel)))
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def read_markers(layout: CatalogLayout) -> dict[int, dict]:
+    """Every done marker by pixel (unreadable ones are left out: their shard is not done)."""
+    return {int(m["pixel"]): m for m in iter_markers(layout)}
+
+
+@dataclass
+class ShardTally:
+    """Counts over done markers: what a run keeps of its shards instead of the markers."""
+
+    shards: int = 0
+    rows: int = 0
+    quarantined: int = 0
+    weighed: int = 0
+    carried: int = 0
+
+    def add(self, marker: dict) -> None:
+        self.shards += 1
+        self.rows += marker["rows"]
+        self.quarantined += marker["quarantined"]
+        self.weighed += marker.get("weighed", marker["rows"])
+        self.carried += bool(marker.get("carried"))
 
 
 def done_shards(layout: CatalogLayout, job_hash: str) -> dict[int, dict]:
@@ -155,22 +193,28 @@ def is_complete(layout: CatalogLayout) -> bool:
     return layout.fs.exists(layout.metadata)
 
 
-def write_manifest(layout: CatalogLayout, order: int, markers: dict[int, dict], run_id: str):
+def _manifest_chunks(layout: CatalogLayout, order: int, tally: ShardTally):
+    """``_manifest.json`` as it is written, marker by marker (the totals after the shards)."""
+    yield f'{{"manifest_version": {MANIFEST_VERSION}, "order": {order}, "shards": {{'.encode()
+    for i, marker in enumerate(iter_markers(layout)):
+        pixel, files = json.dumps(str(marker["pixel"])), json.dumps(marker["files"])
+        yield f"{', ' if i else ''}\n{pixel}: {files}".encode()
+    yield f'}}, "rows": {tally.rows}, "quarantined": {tally.quarantined}}}\n'.encode()
+
+
+def write_manifest(layout: CatalogLayout, order: int, tally: ShardTally, run_id: str):
     """``_manifest.json``: every shard's files and the totals, for readers to check against."""
-    manifest = {
-        "manifest_version": MANIFEST_VERSION,
-        "order": order,
-        "rows": sum(m["rows"] for m in markers.values()),
-        "quarantined": sum(m["quarantined"] for m in markers.values()),
-        "shards": {str(p): markers[p]["files"] for p in sorted(markers)},
-    }
-    write_bytes(layout, layout.manifest, json.dumps(manifest, indent=1).encode(), run_id)
+    write_chunks(layout, layout.manifest, _manifest_chunks(layout, order, tally), run_id)
 
 
-def catalog_records(markers: dict[int, dict]) -> list[dict]:
-    """The mass catalog's partition files of every shard, in (order, pixel) order."""
-    records = [f for m in markers.values() for f in m["files"] if f["path"].startswith(CATALOG)]
-    return sorted(records, key=lambda f: parse_partition_path(f["path"]))
+def catalog_records(layout: CatalogLayout) -> tuple[list[dict], ShardTally]:
+    """The mass catalog's partition files of every done shard, in (order, pixel) order, and the
+    shards' tally; the markers are read one at a time."""
+    records, tally = [], ShardTally()
+    for marker in iter_markers(layout):
+        tally.add(marker)
+        records += [f for f in marker["files"] if f["path"].startswith(CATALOG)]
+    return sorted(records, key=lambda f: parse_partition_path(f["path"])), tally
 
 
 class _Footers:
@@ -209,14 +253,16 @@ def write_collected_metadata(
 def finalize(
     layout: CatalogLayout,
     order: int,
-    markers: dict[int, dict],
+    shards: int,
     instruments: list[str],
     provenance: dict,
     run_id: str = "run",
     stale_runs: tuple[str, ...] = (),
     margin: Callable[[], None] | None = None,
-) -> None:
-    """Write provenance, the HATS files, ``_manifest.json``, the margin and, last, ``_metadata``.
+) -> ShardTally:
+    """Write provenance, the HATS files, ``_manifest.json``, the margin and, last, ``_metadata``,
+    from the done markers of the ``shards`` shards on disk (refused if they are not all there);
+    returns their tally.
 
     Temporary files of this run and of ``stale_runs`` (runs whose lease this one took over) are
     removed first; a concurrent run's are never touched. ``margin()`` builds the margin cache
@@ -237,11 +283,17 @@ def finalize(
     sink = pa.BufferOutputStream()
     pq.write_metadata(schema, sink)
     write_bytes(layout, layout.common_metadata, sink.getvalue().to_pybytes(), run_id)
-    records = catalog_records(markers)
+    records, tally = catalog_records(layout)
+    if tally.shards != shards:
+        raise CatalogWriteError(
+            f"{layout.url} holds done markers of {tally.shards} shards, the run finished {shards}: "
+            "a marker was removed or damaged while it ran; re-run the same command"
+        )
     write_hats_files(
         layout, records, provenance, lambda path, data: write_bytes(layout, path, data, run_id)
     )
-    write_manifest(layout, order, markers, run_id)
+    write_manifest(layout, order, tally, run_id)
     if margin is not None:
         margin()
     write_collected_metadata(layout, layout.metadata, records, schema, run_id)
+    return tally

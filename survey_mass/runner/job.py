@@ -26,7 +26,13 @@ from survey_mass.catalog.lease import Lease, hold_lease
 from survey_mass.catalog.margin import build_margin
 from survey_mass.catalog.paths import CatalogLayout, current_version
 from survey_mass.catalog.versions import commit_version
-from survey_mass.catalog.writer import done_shards, finalize, is_complete, read_markers
+from survey_mass.catalog.writer import (
+    ShardTally,
+    done_shards,
+    finalize,
+    is_complete,
+    read_marker,
+)
 from survey_mass.errors import UserError
 from survey_mass.runner.provenance import identity_record, job_hash, provenance
 from survey_mass.runner.shard import ParentShard, process_shard
@@ -49,10 +55,10 @@ class JobPlan:
     job_hash: str
     order: int
     shards: list[Shard]
-    done: dict[int, dict]  # pixel -> done marker, of this job's identity
+    done: set[int]  # pixels of the shards done, by this run or an earlier one of this job
+    tally: ShardTally  # their counts: the markers themselves stay on disk until finalize
     lease: Lease
     repaired: list[int]  # shards whose files were damaged: recomputed by this run
-    parent_markers: dict[int, dict]  # the parent version's shards, for an update
 
     @property
     def layout(self) -> CatalogLayout:
@@ -63,8 +69,10 @@ class JobPlan:
         return [s for s in self.shards if s.pixel not in self.done]
 
     def parent_of(self, shard: Shard) -> ParentShard | None:
-        """The parent version's shard if the same recipe made it (then its rows are reusable)."""
-        marker = self.parent_markers.get(shard.pixel)
+        """The parent version's shard if the same recipe made it (then its rows are reusable);
+        its marker is read when the shard is submitted, not held for the run."""
+        parent = self.version.parent
+        marker = read_marker(parent, shard.pixel) if parent is not None else None
         if marker is None or marker.get("job_hash") != self.job_hash:
             return None
         if marker.get("order") != shard.order:
@@ -101,8 +109,9 @@ class JobInterrupted(UserError):
     """Ctrl-C: the run stopped; what it finished stays done and a re-run resumes."""
 
 
-def _resumable(layout: CatalogLayout, jhash: str) -> tuple[dict[int, dict], list[int]]:
-    """Done markers worth keeping, and the shards to recompute because their files are damaged.
+def _resumable(layout: CatalogLayout, jhash: str) -> tuple[set[int], ShardTally, list[int]]:
+    """Shards done (pixels and tally) worth keeping, and those to recompute because their files
+    are damaged.
 
     A finished catalog is verified, not trusted: if any file differs from what its run wrote,
     ``_metadata`` goes (readers then see an unfinished catalog) and the damaged shards lose
@@ -118,7 +127,10 @@ def _resumable(layout: CatalogLayout, jhash: str) -> tuple[dict[int, dict], list
     for pixel in sorted(damaged):
         layout.fs.rm(layout.done_marker(pixel))
         del done[pixel]
-    return done, sorted(damaged)
+    tally = ShardTally()
+    for marker in done.values():
+        tally.add(marker)
+    return set(done), tally, sorted(damaged)
 
 
 def plan_job(spec: JobSpec, models: ModelSet, lease: Lease, update: bool = False) -> JobPlan | None:
@@ -131,16 +143,12 @@ def plan_job(spec: JobSpec, models: ModelSet, lease: Lease, update: bool = False
     version = choose_version(
         spec.output.url, record, update or spec.mode == "update", lease.run_id, versions, latest
     )
-    done, repaired = _resumable(version.layout, jhash)
+    done, tally, repaired = _resumable(version.layout, jhash)
     if is_complete(version.layout):
         if current_version(spec.output.url) != version.name:
             commit_version(version.layout, lease.run_id)  # finished, not yet switched to
         return None
-    parent = version.parent
-    parent_markers = read_markers(parent) if parent is not None else {}
-    return JobPlan(
-        spec, version, models, jhash, order, shards, done, lease, repaired, parent_markers
-    )
+    return JobPlan(spec, version, models, jhash, order, shards, done, tally, lease, repaired)
 
 
 @contextlib.contextmanager
@@ -203,7 +211,8 @@ def run_shards(plan: JobPlan, client, progress: bool = True) -> None:
     )
 
     def on_done(marker: dict) -> None:
-        plan.done[marker["pixel"]] = marker
+        plan.done.add(marker["pixel"])
+        plan.tally.add(marker)
         bar.update(1)
 
     stop = threading.Event()
@@ -247,11 +256,10 @@ def finalize_job(plan: JobPlan, summary: RunSummary, client) -> None:
     record = provenance(
         plan.spec, plan.models, plan.version.record, plan.version.name, len(plan.shards)
     )
-    has_rows = any(m["rows"] for m in plan.done.values())
-    finalize(
+    tally = finalize(
         plan.layout,
         plan.order,
-        plan.done,
+        len(plan.done),
         plan.spec.instruments,
         record.model_dump(),
         plan.lease.run_id,
@@ -261,14 +269,12 @@ def finalize_job(plan: JobPlan, summary: RunSummary, client) -> None:
                 plan.layout, client, plan.spec.output.margin_arcsec, plan.lease.run_id
             )
         )
-        if has_rows
+        if plan.tally.rows
         else None,
     )
     commit_version(plan.layout, plan.lease.run_id)
-    summary.rows = sum(m["rows"] for m in plan.done.values())
-    summary.quarantined = sum(m["quarantined"] for m in plan.done.values())
-    summary.weighed = sum(m.get("weighed", m["rows"]) for m in plan.done.values())
-    summary.carried = sum(bool(m.get("carried")) for m in plan.done.values())
+    summary.rows, summary.quarantined = tally.rows, tally.quarantined
+    summary.weighed, summary.carried = tally.weighed, tally.carried
     summary.reasons = quarantine_reasons(plan.layout)
 
 

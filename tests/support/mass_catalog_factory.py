@@ -66,7 +66,7 @@ def write_mass_catalog(
     finalize(
         layout,
         order,
-        markers,
+        len(markers),
         instruments,
         {"order": order, "job": job or {}},
     )
