@@ -195,6 +195,10 @@ def _with_file_path(row_group: bytes, path: str) -> bytes:
     return _struct(fields)
 
 
+def _schema(fields: list[tuple[int, int, bytes]]) -> bytes | None:
+    return next((value for field_id, _kind, value in fields if field_id == 2), None)
+
+
 def stream_metadata(footers: Iterable[tuple[str, bytes]]) -> Iterator[bytes]:
     """The bytes of ``_metadata`` for partition files given as (relative path, footer), in
     order: the first file's schema and key-value metadata, every file's row groups with the file
@@ -202,9 +206,11 @@ def stream_metadata(footers: Iterable[tuple[str, bytes]]) -> Iterator[bytes]:
     be counted before they are written, so the footers are read twice (``footers`` is called as
     an iterable twice: pass something re-iterable that reads lazily)."""
     count, rows, first = 0, 0, None
-    for _, footer in footers:
+    for path, footer in footers:
         fields = _fields(footer)
         first = first or fields
+        if _schema(fields) != _schema(first):  # as pyarrow's append_row_groups refuses
+            raise FooterError(f"{path} has another schema than the first partition file")
         for field_id, _kind, value in fields:
             if field_id == NUM_ROWS:
                 rows += _Reader(value).zigzag()
@@ -226,13 +232,17 @@ def stream_metadata(footers: Iterable[tuple[str, bytes]]) -> Iterator[bytes]:
     prefix += _field_header(ROW_GROUPS, last, _LIST) + _list_header(count, _STRUCT)
     yield bytes(head + prefix)
     length += len(prefix)
+    written = 0
     for path, footer in footers:
         for field_id, _kind, value in _fields(footer):
             if field_id == ROW_GROUPS:
                 for row_group in _elements(value)[1]:
                     chunk = _with_file_path(row_group, path)
                     length += len(chunk)
+                    written += 1
                     yield chunk
+    if written != count:
+        raise FooterError(f"{count} row groups counted, {written} on the second read")
     tail, last = bytearray(), ROW_GROUPS
     for field_id, kind, value in first:
         if field_id > ROW_GROUPS:

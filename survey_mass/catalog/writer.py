@@ -129,16 +129,22 @@ def write_shard(
     return marker
 
 
-def _marker_pixel(path: str) -> int:
+def _marker_pixel(path: str) -> int | None:
+    """The pixel a marker file is named for; None for a name no run writes (a copy, an OS's
+    ``._`` file), which is no marker."""
     name = path.rsplit("/", 1)[-1].removesuffix(".json")
-    return UNPLACED if name == "unplaced" else int(name.removeprefix("Npix="))
+    if name == "unplaced":
+        return UNPLACED
+    digits = name.removeprefix("Npix=")
+    return int(digits) if name.startswith("Npix=") and digits.isdigit() else None
 
 
 def iter_markers(layout: CatalogLayout):
     """Every readable done marker, one at a time, in pixel order (unreadable ones are left out:
     their shard is not done)."""
     fs = layout.fs
-    for path in sorted(layout.done_markers, key=_marker_pixel):
+    named = [(p, path) for path in layout.done_markers if (p := _marker_pixel(path)) is not None]
+    for _, path in sorted(named):
         try:
             marker = json.loads(fs.cat_file(path))
             int(marker["pixel"])
@@ -150,9 +156,10 @@ def iter_markers(layout: CatalogLayout):
 def read_marker(layout: CatalogLayout, pixel: int) -> dict | None:
     """One shard's done marker, or None when it has none (or an unreadable one)."""
     try:
-        return json.loads(layout.fs.cat_file(layout.done_marker(pixel)))
-    except (FileNotFoundError, ValueError):
+        marker = json.loads(layout.fs.cat_file(layout.done_marker(pixel)))
+    except (OSError, ValueError):  # missing (some stores say so with PermissionError) or damaged
         return None
+    return marker if isinstance(marker, dict) else None
 
 
 def read_markers(layout: CatalogLayout) -> dict[int, dict]:
@@ -207,14 +214,15 @@ def write_manifest(layout: CatalogLayout, order: int, tally: ShardTally, run_id:
     write_chunks(layout, layout.manifest, _manifest_chunks(layout, order, tally), run_id)
 
 
-def catalog_records(layout: CatalogLayout) -> tuple[list[dict], ShardTally]:
-    """The mass catalog's partition files of every done shard, in (order, pixel) order, and the
-    shards' tally; the markers are read one at a time."""
-    records, tally = [], ShardTally()
+def catalog_records(layout: CatalogLayout) -> tuple[list[dict], ShardTally, set[int]]:
+    """The mass catalog's partition files of every done shard, in (order, pixel) order, the
+    shards' tally and their pixels; the markers are read one at a time."""
+    records, tally, pixels = [], ShardTally(), set()
     for marker in iter_markers(layout):
         tally.add(marker)
+        pixels.add(int(marker["pixel"]))
         records += [f for f in marker["files"] if f["path"].startswith(CATALOG)]
-    return sorted(records, key=lambda f: parse_partition_path(f["path"])), tally
+    return sorted(records, key=lambda f: parse_partition_path(f["path"])), tally, pixels
 
 
 class _Footers:
@@ -253,7 +261,7 @@ def write_collected_metadata(
 def finalize(
     layout: CatalogLayout,
     order: int,
-    shards: int,
+    shards: set[int],
     instruments: list[str],
     provenance: dict,
     run_id: str = "run",
@@ -261,8 +269,8 @@ def finalize(
     margin: Callable[[], None] | None = None,
 ) -> ShardTally:
     """Write provenance, the HATS files, ``_manifest.json``, the margin and, last, ``_metadata``,
-    from the done markers of the ``shards`` shards on disk (refused if they are not all there);
-    returns their tally.
+    from the done markers on disk, which must be those of ``shards`` (the pixels the run counts as
+    done: else it refuses); returns their tally.
 
     Temporary files of this run and of ``stale_runs`` (runs whose lease this one took over) are
     removed first; a concurrent run's are never touched. ``margin()`` builds the margin cache
@@ -283,11 +291,13 @@ def finalize(
     sink = pa.BufferOutputStream()
     pq.write_metadata(schema, sink)
     write_bytes(layout, layout.common_metadata, sink.getvalue().to_pybytes(), run_id)
-    records, tally = catalog_records(layout)
-    if tally.shards != shards:
+    records, tally, on_disk = catalog_records(layout)
+    if on_disk != shards:
+        missing, extra = sorted(shards - on_disk), sorted(on_disk - shards)
         raise CatalogWriteError(
-            f"{layout.url} holds done markers of {tally.shards} shards, the run finished {shards}: "
-            "a marker was removed or damaged while it ran; re-run the same command"
+            f"{layout.url} holds done markers of {len(on_disk)} shards, the run finished "
+            f"{len(shards)} (missing {missing[:5]}, unexpected {extra[:5]}): a marker was "
+            "removed, damaged or added while it ran; re-run the same command"
         )
     write_hats_files(
         layout, records, provenance, lambda path, data: write_bytes(layout, path, data, run_id)

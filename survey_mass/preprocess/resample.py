@@ -74,7 +74,7 @@ def on_model_grid(in_wcs: WCS, shape: tuple, grid: GridSpec, ra: float, dec: flo
     """Whether a cutout of image ``shape`` already lies on the model grid pixel for pixel (a
     cutout service asked for the model's grid, or the mock survey): resampling would return its
     pixels unchanged, at the cost of two WCS transforms of every grid pixel."""
-    if tuple(shape[-2:]) != (grid.npix, grid.npix):
+    if tuple(shape[-2:]) != (grid.npix, grid.npix) or in_wcs.has_distortion:
         return False
     a, b = in_wcs.wcs, grid.wcs(ra, dec, z).wcs
     if list(a.ctype) != list(b.ctype) or [str(x) for x in a.cunit] != [str(x) for x in b.cunit]:
@@ -110,6 +110,9 @@ def resample_batch(images, coords, area_ratios, xp, conserve_flux: bool):
     coords = xp.asarray(np.stack(coords))  # (N, 2, H, W)
     h, w = coords.shape[-2:]
     rows, cols = coords[:, 0].reshape(n, 1, h * w), coords[:, 1].reshape(n, 1, h * w)
+    # astropy gives NaN for grid pixels its projection cannot reach (the far side of the sky)
+    unreachable = ~(xp.isfinite(rows) & xp.isfinite(cols))
+    rows, cols = xp.where(unreachable, -1.0, rows), xp.where(unreachable, -1.0, cols)
     row0, col0 = xp.floor(rows), xp.floor(cols)
     dr, dc = rows - row0, cols - col0
     flat = images.reshape(n, c, in_h * in_w)
@@ -121,7 +124,9 @@ def resample_batch(images, coords, area_ratios, xp, conserve_flux: bool):
 
     out = ((1 - dr) * (1 - dc)) * corner(0, 0) + ((1 - dr) * dc) * corner(0, 1)
     out += (dr * (1 - dc)) * corner(1, 0) + (dr * dc) * corner(1, 1)
-    outside = (rows < -0.5) | (rows > in_h - 0.5) | (cols < -0.5) | (cols > in_w - 0.5)
+    outside = (
+        unreachable | (rows < -0.5) | (rows > in_h - 0.5) | (cols < -0.5) | (cols > in_w - 0.5)
+    )
     out = xp.where(outside, xp.nan, out).reshape(n, c, h, w)
     if conserve_flux:
         out = out * xp.asarray(np.asarray(area_ratios))[:, None, None, None]

@@ -259,7 +259,7 @@ def finalize_job(plan: JobPlan, summary: RunSummary, client) -> None:
     tally = finalize(
         plan.layout,
         plan.order,
-        len(plan.done),
+        plan.done,
         plan.spec.instruments,
         record.model_dump(),
         plan.lease.run_id,

@@ -38,11 +38,25 @@ def test_the_manifest_lists_every_markers_files_and_the_totals(tmp_path):
 
 def test_a_marker_gone_before_finalize_is_refused_and_no_metadata_is_written(tmp_path):
     layout = CatalogLayout(write_mass_catalog(tmp_path / "cat", _rows(200), order=1))
-    shards = len(read_markers(layout))
+    shards = set(read_markers(layout))
     layout.fs.rm(layout.metadata)
-    layout.fs.rm(layout.done_markers[0])
-    with pytest.raises(
-        CatalogWriteError, match=f"markers of {shards - 1} shards.*finished {shards}"
-    ):
+    gone = min(shards)
+    layout.fs.rm(layout.done_marker(gone))
+    with pytest.raises(CatalogWriteError, match=rf"missing \[{gone}\]"):
+        finalize(layout, 1, shards, ["sz"], {"order": 1})
+    # the same count with another shard's marker in its place is refused too
+    stray = max(shards) + 1
+    marker = {"pixel": stray, "rows": 0, "quarantined": 0, "files": []}
+    layout.fs.pipe_file(layout.done_marker(stray), json.dumps(marker).encode())
+    with pytest.raises(CatalogWriteError, match=rf"unexpected \[{stray}\]"):
         finalize(layout, 1, shards, ["sz"], {"order": 1})
     assert not layout.fs.exists(layout.metadata)  # readers see an unfinished catalog
+
+
+def test_files_in_the_marker_folder_that_no_run_writes_are_no_markers(tmp_path):
+    layout = CatalogLayout(write_mass_catalog(tmp_path / "cat", _rows(50), order=1))
+    before = read_markers(layout)
+    folder = layout.done_marker(0).rsplit("/", 1)[0]
+    layout.fs.pipe_file(f"{folder}/._Npix=5.json", b"\x00\x05")
+    layout.fs.pipe_file(f"{folder}/Npix=7 (copy).json", b"{}")
+    assert read_markers(layout) == before

@@ -72,3 +72,14 @@ def test_a_damaged_footer_is_refused_not_copied():
     cut = data[: -8 - 40] + data[-8:]  # the length says more than is left of the footer
     with pytest.raises(FooterError):
         b"".join(stream_metadata(_Footers({"a.parquet": cut})))
+
+
+def test_partition_files_of_another_schema_or_a_one_shot_iterable_are_refused():
+    rng = np.random.default_rng(1)
+    files = {"a.parquet": _file(10, 2, rng), "b.parquet": _file(10, 3, rng)}
+    with pytest.raises(FooterError, match="b.parquet has another schema"):
+        b"".join(stream_metadata(_Footers(files)))
+    same = {"a.parquet": _file(10, 2, rng), "b.parquet": _file(12, 2, rng)}
+    one_shot = iter(list(_Footers(same)))  # a generator: the second read finds nothing
+    with pytest.raises(FooterError, match="2 row groups counted, 0 on the second read"):
+        b"".join(stream_metadata(one_shot))

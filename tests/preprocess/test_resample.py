@@ -50,3 +50,11 @@ def test_resampling_is_scipys_bilinear_with_the_edge_extended_and_nan_outside():
             expected = ratio * map_coordinates(image[band], [rows, cols], order=1, mode="nearest")
             np.testing.assert_allclose(out[i, band][~outside], expected[~outside], atol=1e-12)
             assert np.isnan(out[i, band][outside]).all()
+
+
+def test_grid_pixels_the_projection_cannot_reach_are_outside_not_an_error():
+    rows = np.full((16, 16), 3.0)
+    rows[:4] = np.nan  # astropy's answer on the far side of the sky
+    coords = [np.stack([rows, np.full((16, 16), 2.0)])]
+    out = resample_batch([np.ones((1, 8, 8))], coords, [1.0], np, conserve_flux=False)
+    assert np.isnan(out[0, 0, :4]).all() and np.all(out[0, 0, 4:] == 1.0)

@@ -66,7 +66,7 @@ def write_mass_catalog(
     finalize(
         layout,
         order,
-        len(markers),
+        set(markers),
         instruments,
         {"order": order, "job": job or {}},
     )
