@@ -54,6 +54,16 @@ def _image_cube(cutout: Cutout, required_keys: Sequence[str]) -> np.ndarray:
     return data
 
 
+def _grid_pixels(cutout: Cutout, shape: tuple, grid: GridSpec):
+    """(input-pixel coordinates of the model grid, area ratio); (None, 1.0) for a cutout already
+    on the model grid."""
+    t = cutout.target
+    in_wcs = cutout.meta.get(PARSED_WCS) or celestial_wcs(cutout.hdul[0].header)
+    if on_model_grid(in_wcs, shape, grid, t.ra, t.dec, t.z):
+        return None, 1.0
+    return grid_coordinates(in_wcs, grid, t.ra, t.dec, t.z)
+
+
 def prepare_batch(
     cutouts: Sequence[Cutout],
     grid: GridSpec,
@@ -68,18 +78,13 @@ def prepare_batch(
     failures: list[CutoutFailure] = []
     groups: dict[tuple, list] = defaultdict(list)
     for cutout in cutouts:
-        t = cutout.target
         try:
             cube = _image_cube(cutout, required_keys)
             if channels is not None and cube.shape[0] != channels:
                 raise ResampleError("missing_band", f"{cube.shape[0]} bands, need {channels}")
-            in_wcs = cutout.meta.get(PARSED_WCS) or celestial_wcs(cutout.hdul[0].header)
-            if on_model_grid(in_wcs, cube.shape, grid, t.ra, t.dec, t.z):
-                coords, area_ratio = None, 1.0
-            else:
-                coords, area_ratio = grid_coordinates(in_wcs, grid, t.ra, t.dec, t.z)
+            coords, area_ratio = _grid_pixels(cutout, cube.shape, grid)
         except ResampleError as err:
-            failures.append(CutoutFailure(t, cutout.instrument, err.reason, str(err)))
+            failures.append(CutoutFailure(cutout.target, cutout.instrument, err.reason, str(err)))
             continue
         groups[(cube.shape, coords is None)].append((cutout, cube, coords, area_ratio))
 
