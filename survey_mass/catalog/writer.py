@@ -171,14 +171,12 @@ def read_markers(layout: CatalogLayout) -> dict[int, dict]:
 class ShardTally:
     """Counts over done markers: what a run keeps of its shards instead of the markers."""
 
-    shards: int = 0
     rows: int = 0
     quarantined: int = 0
     weighed: int = 0
     carried: int = 0
 
     def add(self, marker: dict) -> None:
-        self.shards += 1
         self.rows += marker["rows"]
         self.quarantined += marker["quarantined"]
         self.weighed += marker.get("weighed", marker["rows"])
@@ -274,7 +272,7 @@ def finalize(
 
     Temporary files of this run and of ``stale_runs`` (runs whose lease this one took over) are
     removed first; a concurrent run's are never touched. ``margin()`` builds the margin cache
-    once the catalog's partitions and properties are in place.
+    once the catalog's partitions and properties are in place (a catalog of no rows has none).
 
     Departure from hats: ``_metadata`` and ``_common_metadata`` are written here rather than by
     ``hats.io.write_parquet_metadata``, so that ``_metadata`` is written atomically and last
@@ -303,7 +301,7 @@ def finalize(
         layout, records, provenance, lambda path, data: write_bytes(layout, path, data, run_id)
     )
     write_manifest(layout, order, tally, run_id)
-    if margin is not None:
+    if margin is not None and tally.rows:
         margin()
     write_collected_metadata(layout, layout.metadata, records, schema, run_id)
     return tally

@@ -26,13 +26,7 @@ from survey_mass.catalog.lease import Lease, hold_lease
 from survey_mass.catalog.margin import build_margin
 from survey_mass.catalog.paths import CatalogLayout, current_version
 from survey_mass.catalog.versions import commit_version
-from survey_mass.catalog.writer import (
-    ShardTally,
-    done_shards,
-    finalize,
-    is_complete,
-    read_marker,
-)
+from survey_mass.catalog.writer import done_shards, finalize, is_complete, read_marker
 from survey_mass.errors import UserError
 from survey_mass.runner.provenance import identity_record, job_hash, provenance
 from survey_mass.runner.shard import ParentShard, process_shard
@@ -55,8 +49,7 @@ class JobPlan:
     job_hash: str
     order: int
     shards: list[Shard]
-    done: set[int]  # pixels of the shards done, by this run or an earlier one of this job
-    tally: ShardTally  # their counts: the markers themselves stay on disk until finalize
+    done: set[int]  # pixels of the shards done (their markers stay on disk until finalize)
     lease: Lease
     repaired: list[int]  # shards whose files were damaged: recomputed by this run
 
@@ -109,9 +102,8 @@ class JobInterrupted(UserError):
     """Ctrl-C: the run stopped; what it finished stays done and a re-run resumes."""
 
 
-def _resumable(layout: CatalogLayout, jhash: str) -> tuple[set[int], ShardTally, list[int]]:
-    """Shards done (pixels and tally) worth keeping, and those to recompute because their files
-    are damaged.
+def _resumable(layout: CatalogLayout, jhash: str) -> tuple[set[int], list[int]]:
+    """Shards done worth keeping, and those to recompute because their files are damaged.
 
     A finished catalog is verified, not trusted: if any file differs from what its run wrote,
     ``_metadata`` goes (readers then see an unfinished catalog) and the damaged shards lose
@@ -127,10 +119,7 @@ def _resumable(layout: CatalogLayout, jhash: str) -> tuple[set[int], ShardTally,
     for pixel in sorted(damaged):
         layout.fs.rm(layout.done_marker(pixel))
         del done[pixel]
-    tally = ShardTally()
-    for marker in done.values():
-        tally.add(marker)
-    return set(done), tally, sorted(damaged)
+    return set(done), sorted(damaged)
 
 
 def plan_job(spec: JobSpec, models: ModelSet, lease: Lease, update: bool = False) -> JobPlan | None:
@@ -143,12 +132,12 @@ def plan_job(spec: JobSpec, models: ModelSet, lease: Lease, update: bool = False
     version = choose_version(
         spec.output.url, record, update or spec.mode == "update", lease.run_id, versions, latest
     )
-    done, tally, repaired = _resumable(version.layout, jhash)
+    done, repaired = _resumable(version.layout, jhash)
     if is_complete(version.layout):
         if current_version(spec.output.url) != version.name:
             commit_version(version.layout, lease.run_id)  # finished, not yet switched to
         return None
-    return JobPlan(spec, version, models, jhash, order, shards, done, tally, lease, repaired)
+    return JobPlan(spec, version, models, jhash, order, shards, done, lease, repaired)
 
 
 @contextlib.contextmanager
@@ -212,7 +201,6 @@ def run_shards(plan: JobPlan, client, progress: bool = True) -> None:
 
     def on_done(marker: dict) -> None:
         plan.done.add(marker["pixel"])
-        plan.tally.add(marker)
         bar.update(1)
 
     stop = threading.Event()
@@ -264,13 +252,9 @@ def finalize_job(plan: JobPlan, summary: RunSummary, client) -> None:
         record.model_dump(),
         plan.lease.run_id,
         plan.lease.stale_runs,
-        margin=(
-            lambda: build_margin(
-                plan.layout, client, plan.spec.output.margin_arcsec, plan.lease.run_id
-            )
-        )
-        if plan.tally.rows
-        else None,
+        margin=lambda: build_margin(
+            plan.layout, client, plan.spec.output.margin_arcsec, plan.lease.run_id
+        ),
     )
     commit_version(plan.layout, plan.lease.run_id)
     summary.rows, summary.quarantined = tally.rows, tally.quarantined
