@@ -35,7 +35,7 @@ import survey_mass.runner.shard as shard
 def weigh(source, ensemble, targets, instrument, xp, batch_size, tta):
     with open({calls!r}, "a") as log:  # one line per call: the bench checks the stub ran
         log.write(f"{{len(targets)}}\\n")
-    return {{t.target_id: (14.5, 0.02, 0.1) for t in targets}}, {{}}
+    return {{t.target_id: (14.5, 0.02, 0.1, float("nan")) for t in targets}}, {{}}
 
 shard.weigh = weigh
 '''

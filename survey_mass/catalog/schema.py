@@ -60,6 +60,19 @@ _PER_INSTRUMENT = [
     ),
     ("logm500_{inst}_spread", F64, DEX, "stat.stdev;phys.mass", "std of the {inst} fold members"),
 ]
+#: ... measured beside an instrument's masses (after its columns)
+_OBSERVABLES = {
+    "sz": [
+        (
+            "sz_snr",
+            F64,
+            "",
+            "stat.snr",
+            "S/N of the y map's matched filter at the target (infer/sz_snr.py); the SZ "
+            "calibration map's cells are cut by it",
+        )
+    ]
+}
 #: ... of the joint mass and the bookkeeping columns
 _TRAILING = [
     (
@@ -101,9 +114,15 @@ _TRAILING = [
 def catalog_schema(instruments: list[str]) -> pa.Schema:
     """One row per weighed target; per-instrument columns for the job's instruments."""
     per_instrument = [
-        (name.format(inst=inst), type_, unit, ucd, text.format(inst=inst))
+        column
         for inst in instruments
-        for name, type_, unit, ucd, text in _PER_INSTRUMENT
+        for column in [
+            *(
+                (name.format(inst=inst), type_, unit, ucd, text.format(inst=inst))
+                for name, type_, unit, ucd, text in _PER_INSTRUMENT
+            ),
+            *_OBSERVABLES.get(inst, []),
+        ]
     ]
     return pa.schema([_field(*column) for column in [*_LEADING, *per_instrument, *_TRAILING]])
 

@@ -19,6 +19,14 @@ path. Per redshift bin (``Z_BINS``) it holds
   cell returns the prior (that median, and the 68%/95% distances from it) and a flag: a number
   that looks like a mass with a 0.1 dex error bar, but is nearly a constant, would mislead.
 
+A map fitted with an S/N (SZ: the y map's matched-filter S/N, ``infer.sz_snr``) also holds, per
+redshift bin, the curve and cells of each S/N class (``SNR_EDGES``), judged against the same prior:
+users select Planck clusters on S/N, and a detection's estimate alone overlaps the bulk of the
+mass function at its redshift, so a cell of the estimate alone is as wide as the prior there.
+Each class has its own prior, the true masses of its clusters (the mass function given the S/N):
+a cell is informative when it is narrower than that, and an uninformative one returns it. A row
+without an S/N takes the bin's map over all S/N.
+
 The calibration clusters may be a stratified sample: each carries a weight (the cone of the mass
 function at 1, the rare massive clusters drawn from a wider cone at the ratio of the areas), and
 every median, quantile and line is weighted, so the map is the mass function's while its massive
@@ -38,7 +46,9 @@ import numpy as np
 from survey_mass.constants import Z_BINS
 
 MAP_NAME = "calibration_map.json"
-MAP_VERSION = 1
+MAP_VERSION = 2
+#: version 1 maps have no S/N classes
+READABLE_VERSIONS = (1, 2)
 #: a cell is informative when its 68% half-width is below this fraction of the prior's, by more
 #: than ``MARGIN_SIGMAS`` times the width's statistical uncertainty
 INFORMATIVE = 0.9
@@ -58,6 +68,10 @@ TOP_CELL, MAX_TOP_CELLS = 50, 6
 NODE_ROWS, MAX_NODES = 40, 20
 #: folds of the cross-fitted residuals that set the interval scales
 CROSS_FOLDS = 5
+#: S/N class edges of maps cut by S/N (SZ): Planck's detection threshold. Noise alone reaches
+#: S/N 3 in ~1% of maps, so a class from 3 holds the bulk's noise peaks, which under the mass
+#: function outnumber the real detections at z > 0.2; above 4.5 the cluster is in the map
+SNR_EDGES = (4.5,)
 
 
 @dataclass(frozen=True)
@@ -204,11 +218,55 @@ def _cross_fitted_residuals(m: np.ndarray, truth: np.ndarray, weight: np.ndarray
     return residual
 
 
-def fit_map(z, m, sigma, truth, fitted_on: dict, weight=None) -> dict:
+def _estimate_map(m, sigma, truth, weight, prior_half68) -> dict:
+    """The curve and cells of the estimate ``m`` on one z bin's (or S/N class's) clusters."""
+    a, b, nodes = _curve(m, truth, weight)
+    edges = cell_edges(m, weight)
+    residual = _cross_fitted_residuals(m, truth, weight)
+    return {
+        "a": float(a),
+        "b": float(b),
+        "est_edges": edges,
+        "shift_nodes": nodes,
+        "cells": _fit_cells(m, sigma, residual, edges, prior_half68, weight),
+    }
+
+
+def _in_class(snr: np.ndarray, bounds) -> np.ndarray:
+    lo, hi = (
+        (-math.inf if bounds[0] is None else bounds[0]),
+        (math.inf if bounds[1] is None else bounds[1]),
+    )
+    return (snr >= lo) & (snr < hi)
+
+
+def _snr_classes(m, sigma, truth, weight, snr) -> list[dict] | None:
+    """The bin's maps per class of ``SNR_EDGES`` (open ends None), each with its own prior (the
+    true masses of the class: the mass function given the S/N), or None when a class has fewer
+    than ``MIN_BIN`` calibration clusters (the bin's one map then serves every S/N)."""
+    if snr is None or not np.isfinite(snr).any():
+        return None
+    cuts = [None, *SNR_EDGES, None]
+    classes = []
+    for bounds in zip(cuts[:-1], cuts[1:], strict=True):
+        inside = _in_class(snr, bounds)
+        if inside.sum() < MIN_BIN:
+            return None
+        prior = _prior(truth[inside], weight[inside])
+        fitted = _estimate_map(
+            m[inside], sigma[inside], truth[inside], weight[inside], prior["half68"]
+        )
+        classes.append({"snr": list(bounds), "n": int(inside.sum()), "prior": prior, **fitted})
+    return classes
+
+
+def fit_map(z, m, sigma, truth, fitted_on: dict, weight=None, snr=None) -> dict:
     """The calibration map (a JSON-able dict) of one estimate from calibration clusters, each
-    of ``weight`` (default 1: a sample of the mass function itself)."""
+    of ``weight`` (default 1: a sample of the mass function itself); with ``snr`` (SZ's
+    matched-filter S/N) each z bin is also mapped per S/N class, where it has the clusters."""
     z, m, sigma, truth = (np.asarray(v, dtype=float) for v in (z, m, sigma, truth))
     weight = np.ones(len(z)) if weight is None else np.asarray(weight, dtype=float)
+    snr = None if snr is None else np.asarray(snr, dtype=float)
     bins = []
     for lo, hi in Z_BINS:
         in_z = (z >= lo) & ((z < hi) if hi < Z_BINS[-1][1] else (z <= hi))
@@ -217,23 +275,13 @@ def fit_map(z, m, sigma, truth, fitted_on: dict, weight=None) -> dict:
         if prior is None or ok.sum() < MIN_BIN:
             bins.append({"z_bin": [lo, hi], "n": int(ok.sum()), "usable": False})
             continue
-        w = weight[ok]
-        a, b, nodes = _curve(m[ok], truth[ok], w)
-        edges = cell_edges(m[ok], w)
-        residual = _cross_fitted_residuals(m[ok], truth[ok], w)
-        bins.append(
-            {
-                "z_bin": [lo, hi],
-                "n": int(ok.sum()),
-                "usable": True,
-                "a": float(a),
-                "b": float(b),
-                "est_edges": edges,
-                "shift_nodes": nodes,
-                "prior": prior,
-                "cells": _fit_cells(m[ok], sigma[ok], residual, edges, prior["half68"], w),
-            }
-        )
+        args = (m[ok], sigma[ok], truth[ok], weight[ok])
+        spec = {"z_bin": [lo, hi], "n": int(ok.sum()), "usable": True, "prior": prior}
+        spec |= _estimate_map(*args, prior["half68"])
+        classes = _snr_classes(*args, None if snr is None else snr[ok])
+        if classes is not None:
+            spec["snr_classes"] = classes
+        bins.append(spec)
     return {"map_version": MAP_VERSION, "fitted_on": fitted_on, "z_bins": _borrowed(bins)}
 
 
@@ -255,7 +303,7 @@ def _borrowed(bins: list[dict]) -> list[dict]:
 
 class CalibrationMap:
     def __init__(self, data: dict):
-        if data.get("map_version") != MAP_VERSION:
+        if data.get("map_version") not in READABLE_VERSIONS:
             raise ValueError(f"calibration map version {data.get('map_version')} is not readable")
         self.data = data
         self.bins = data["z_bins"]
@@ -264,9 +312,12 @@ class CalibrationMap:
     def read(cls, path: str | os.PathLike) -> CalibrationMap:
         return cls(json.loads(Path(path).read_text()))
 
-    def apply(self, z, m, sigma) -> Applied:
-        """Calibrated values; rows outside every usable z bin keep NaN (no calibrated claim)."""
+    def apply(self, z, m, sigma, snr=None) -> Applied:
+        """Calibrated values; rows outside every usable z bin keep NaN (no calibrated claim).
+        A z bin mapped per S/N class takes each row's class from ``snr`` (a row without one,
+        the bin's map over every S/N)."""
         z, m, sigma = (np.asarray(v, dtype=float) for v in (z, m, sigma))
+        snr = np.full(len(z), np.nan) if snr is None else np.asarray(snr, dtype=float)
         out = [np.full(len(z), np.nan) for _ in range(3)]
         prior_flag = np.zeros(len(z), dtype=bool)
         last = Z_BINS[-1][1]
@@ -276,18 +327,30 @@ class CalibrationMap:
             rows = rows[np.isfinite(m[rows])]
             if not spec["usable"] or not len(rows):
                 continue
-            cell = _cell_index(m[rows], spec["est_edges"])  # v1 maps: 4 cells, now 6
-            k68 = np.array([c["k68"] for c in spec["cells"]])[cell]
-            k95 = np.array([c["k95"] for c in spec["cells"]])[cell]
-            informative = np.array([c["informative"] for c in spec["cells"]])[cell]
-            shift = _shift(spec["shift_nodes"], m[rows])
-            p = spec["prior"]
-            value = np.where(informative, spec["a"] + spec["b"] * m[rows] + shift, p["p50"])
-            half68 = np.where(informative, k68 * sigma[rows], p["half68"])
-            half95 = np.where(informative, k95 * sigma[rows], p["half95"])
-            out[0][rows], out[1][rows], out[2][rows] = value, half68, half95
-            prior_flag[rows] = ~informative
+            parts = [(spec, ~np.isfinite(snr[rows]) if "snr_classes" in spec else None)]
+            parts += [(c, _in_class(snr[rows], c["snr"])) for c in spec.get("snr_classes", [])]
+            for part, mask in parts:
+                picked = rows if mask is None else rows[mask]
+                value, half68, half95, informative = _applied(
+                    part, part.get("prior", spec["prior"]), m[picked], sigma[picked]
+                )
+                out[0][picked], out[1][picked], out[2][picked] = value, half68, half95
+                prior_flag[picked] = ~informative
         return Applied(out[0], out[1], out[2], prior_flag)
+
+
+def _applied(part: dict, prior: dict, m: np.ndarray, sigma: np.ndarray):
+    """(value, 68% and 95% half-widths, informative) of estimates ``m`` in one map's cells."""
+    cell = _cell_index(m, part["est_edges"])  # v1 maps: 4 cells, now up to 10
+    k68 = np.array([c["k68"] for c in part["cells"]])[cell]
+    k95 = np.array([c["k95"] for c in part["cells"]])[cell]
+    informative = np.array([c["informative"] for c in part["cells"]], dtype=bool)[cell]
+    value = np.where(
+        informative, part["a"] + part["b"] * m + _shift(part["shift_nodes"], m), prior["p50"]
+    )
+    half68 = np.where(informative, k68 * sigma, prior["half68"])
+    half95 = np.where(informative, k95 * sigma, prior["half95"])
+    return value, half68, half95, informative
 
 
 _LOADED: dict[str, CalibrationMap | None] = {}

@@ -33,7 +33,7 @@ def mass_columns(
 ) -> pd.DataFrame:
     """``rows`` (target_id, z, ...) with each instrument's and the joint mass columns added.
 
-    ``results`` maps instrument -> target_id -> (log M, spread, sigma); a target an instrument
+    ``results`` maps instrument -> target_id -> (log M, spread, sigma, S/N); a target an instrument
     did not weigh gets NaN there and that instrument's FLAG_MISSING bit. ``maps``: instrument (and
     ``"joint"``) -> calibration map, or None for the uncalibrated outputs.
     """
@@ -43,17 +43,19 @@ def mass_columns(
     means, sigmas = {}, {}
     for inst, weighed in results.items():
         values = np.array(
-            [weighed.get(t, (np.nan,) * 3) for t in cat["target_id"]], dtype=float
-        ).reshape(-1, 3)
+            [weighed.get(t, (np.nan,) * 4) for t in cat["target_id"]], dtype=float
+        ).reshape(-1, 4)
         cat[f"logm500_{inst}"], cat[f"logm500_{inst}_spread"], cat[f"logm500_{inst}_sigma"] = (
-            values.T
+            values[:, :3].T
         )
         flags |= np.where(np.isnan(values[:, 0]), FLAG_MISSING[inst], 0).astype(np.int32)
         flags |= np.where(values[:, 1] > LARGE_SPREAD_DEX, FLAG_LARGE_SPREAD, 0).astype(np.int32)
         means[inst], sigmas[inst] = values[:, 0], values[:, 2]
         cat[f"logm500_{inst}_half95"] = GAUSS_95 * values[:, 2]
+        if inst == "sz":
+            cat["sz_snr"] = values[:, 3]
         if maps.get(inst) is not None:
-            flags |= _calibrated(cat, inst, maps[inst], means)
+            flags |= _calibrated(cat, inst, maps[inst], means, values[:, 3])
     if joint is not None:
         combined = joint.combine(cat["z"].to_numpy(), means, sigmas)
     else:
@@ -70,11 +72,15 @@ def mass_columns(
     return cat
 
 
-def _calibrated(cat: pd.DataFrame, inst: str, cmap: CalibrationMap, means: dict) -> np.ndarray:
-    """Replace ``inst``'s columns by their calibrated values; the FLAG_PRIOR bits. An
-    uninformative instrument leaves the joint inputs (``means``), so it gets no weight there."""
+def _calibrated(
+    cat: pd.DataFrame, inst: str, cmap: CalibrationMap, means: dict, snr: np.ndarray
+) -> np.ndarray:
+    """Replace ``inst``'s columns by their calibrated values (in the S/N class of ``snr``,
+    where the map is cut by S/N); the FLAG_PRIOR bits. An uninformative instrument leaves the
+    joint inputs (``means``), so it gets no weight there."""
     col = f"logm500_{inst}"
-    applied = cmap.apply(cat["z"].to_numpy(), cat[col].to_numpy(), cat[f"{col}_sigma"].to_numpy())
+    z, m, sigma = cat["z"].to_numpy(), cat[col].to_numpy(), cat[f"{col}_sigma"].to_numpy()
+    applied = cmap.apply(z, m, sigma, snr)
     cat[col], cat[f"{col}_sigma"] = applied.log10_m500, applied.sigma
     cat[f"{col}_half95"] = applied.half_width_95
     means[inst] = np.where(applied.prior, np.nan, means[inst])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from survey_mass.infer.ensemble import FoldEnsemble
+from survey_mass.infer.sz_snr import matched_filter_snr
 from survey_mass.preprocess.batch import Prepared
 from survey_mass.preprocess.guard import prepare_for_model
 from survey_mass.sources.base import Cutout, CutoutFailure, Source, Target, fetch_guarded
@@ -34,7 +35,8 @@ def weigh(
     batch_size: int,
     tta: bool,
 ) -> tuple[dict, dict]:
-    """(target_id -> (log M, spread, sigma), target_id -> failure) of one instrument's ensemble."""
+    """(target_id -> (log M, spread, sigma, S/N), target_id -> failure) of one instrument's
+    ensemble; S/N is the y map's matched-filter S/N for SZ (``infer.sz_snr``), NaN otherwise."""
     results, failures = {}, {}
     for start in range(0, len(targets), batch_size):
         cutouts = []
@@ -49,9 +51,19 @@ def weigh(
             continue
         z = np.array([c.target.z for c in prepared.cutouts])
         pred = ensemble.predict(prepared.inputs, z=z, xp=xp, tta=tta, batch_size=batch_size)
+        snr = (
+            matched_filter_snr(prepared.inputs, xp)
+            if instrument == "sz"
+            else np.full(len(z), np.nan)
+        )
         for i, c in enumerate(prepared.cutouts):
             if np.isnan(pred.log10_m500[i]):
                 failures[c.target.target_id] = _outside_bins(c, ensemble)
             else:
-                results[c.target.target_id] = (pred.log10_m500[i], pred.spread[i], pred.sigma[i])
+                results[c.target.target_id] = (
+                    pred.log10_m500[i],
+                    pred.spread[i],
+                    pred.sigma[i],
+                    snr[i],
+                )
     return results, failures

@@ -107,7 +107,7 @@ def weigh_mock_clusters(
         ensemble = load_ensemble(resolve_entry(members[inst]))
         versions[inst] = ensemble.version
         results, _ = weigh(source, ensemble, targets, inst, np, batch_size, tta=False)
-        values = np.array([results.get(t, (np.nan,) * 3) for t in table["target_id"]])
+        values = np.array([results.get(t, (np.nan,) * 4) for t in table["target_id"]])
         table[f"m_{inst}"], table[f"s_{inst}"] = values[:, 0], values[:, 2]
     return table, versions
 

@@ -39,14 +39,21 @@ def write_map(entry_path: str | Path, data: dict) -> None:
 
 
 def _raw_results(joined: pd.DataFrame, instruments) -> dict[str, dict]:
-    """Per instrument: target_id -> (log M, spread, sigma) as the workers gave them."""
+    """Per instrument: target_id -> (log M, spread, sigma, S/N) as the workers gave them."""
     results = {}
     for inst in instruments:
         col = f"logm500_{inst}"
         values = joined[[col, f"{col}_spread", f"{col}_sigma"]].to_numpy(float)
+        values = np.column_stack([values, _snr(joined, inst)])
         ok = np.isfinite(values[:, 0])
         results[inst] = dict(zip(joined["target_id"][ok], map(tuple, values[ok]), strict=True))
     return results
+
+
+def _snr(joined: pd.DataFrame, inst: str) -> np.ndarray:
+    """The S/N the instrument's map is cut by (SZ's ``sz_snr``), else NaN."""
+    column = f"{inst}_snr"
+    return joined[column].to_numpy(float) if column in joined else np.full(len(joined), np.nan)
 
 
 def _summary(data: dict) -> list[dict]:
@@ -57,6 +64,14 @@ def _summary(data: dict) -> list[dict]:
             "slope_b": b.get("b"),
             "informative_quartiles": [c["informative"] for c in b.get("cells", [])],
             "k68": [round(c["k68"], 3) for c in b.get("cells", [])],
+            "snr_classes": [
+                {
+                    "snr": c["snr"],
+                    "n": c["n"],
+                    "informative_cells": [cell["informative"] for cell in c["cells"]],
+                }
+                for c in b.get("snr_classes", [])
+            ],
         }
         for b in data["z_bins"]
     ]
@@ -95,7 +110,9 @@ def fit_maps(joined: pd.DataFrame, weight, instruments, resolved, fitted_on: dic
     maps, report = {}, {}
     for inst in instruments:
         col = f"logm500_{inst}"
-        data = fit_map(z, joined[col], joined[f"{col}_sigma"], true_m, fitted_on, weight)
+        data = fit_map(
+            z, joined[col], joined[f"{col}_sigma"], true_m, fitted_on, weight, _snr(joined, inst)
+        )
         write_map(resolved.ensembles[inst].path, data)
         maps[inst] = CalibrationMap(data)
         report[resolved.ensembles[inst].version] = _summary(data)

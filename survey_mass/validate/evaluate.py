@@ -364,9 +364,12 @@ def run_evaluation(
         stratum = wide[in_massive_stratum(wide)]
         numbers["massive"], numbers["n_massive"] = massive_table(stratum), int(len(stratum))
         if "sz" in spec.instruments:  # Planck detections are too rare for the fresh cone
-            wide_detections = detection_tables(wide, spec.source.mock, cone, ["sz"])["sz"]
-            wide_detections["selection"] += f" in the wide cone ({cone.radius_deg:.1f} deg)"
-            numbers["detections"]["sz"] = wide_detections
+            wide_tables = detection_tables(wide, spec.source.mock, cone, ["sz"])
+            where = f" in the wide cone ({cone.radius_deg:.1f} deg)"
+            for key in ("sz", "sz_own"):
+                wide_tables[key]["selection"] += where
+                numbers["detections"][key] = wide_tables[key]
+            numbers["detections"]["sz_own"]["selection"] += " among its massive and PSZ2 rows"
     save(numbers, out)
     (out / BIAS_PLOT).write_bytes(bias_plot(joined, numbers["bias_vs_truth"]))
     return numbers

@@ -22,6 +22,7 @@ def weigh_real_planck_cutout(deepplanck_dir: str | Path, entry: str = "sz-v2") -
     """log10 M500 [Msun] of the cutout: the entry's raw and calibrated values, MSZ, DeepPlanck."""
     from survey_mass.infer.calibration_map import load_map
     from survey_mass.infer.ensemble import FoldEnsemble
+    from survey_mass.infer.sz_snr import matched_filter_snr
     from survey_mass.zoo.registry import resolve_entry, verify_manifest
 
     folder = Path(deepplanck_dir)
@@ -33,9 +34,11 @@ def weigh_real_planck_cutout(deepplanck_dir: str | Path, entry: str = "sz-v2") -
     raw = ensemble.predict(y, z=np.array([z]))
     row = {"cluster": CLUSTER, "z": z, "entry": ensemble.name}
     row["raw_log10_m500"] = float(raw.log10_m500[0])
+    snr = matched_filter_snr(y, np)
+    row["sz_snr"] = float(snr[0])
     calibration = load_map(path, verify_manifest(path))
     if calibration is not None:
-        applied = calibration.apply([z], raw.log10_m500, raw.sigma)
+        applied = calibration.apply([z], raw.log10_m500, raw.sigma, snr)
         row["log10_m500"] = float(applied.log10_m500[0])
         row["sigma_dex"] = float(applied.sigma[0])
         row["prior_dominated"] = bool(applied.prior[0])

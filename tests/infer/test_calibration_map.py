@@ -67,8 +67,8 @@ def test_an_uninformative_instrument_is_flagged_and_gets_no_weight_in_the_joint_
     z, est, sigma, truth = population(5, n=40, informative=False)
     noise_map = CalibrationMap(fit_map(*population(6, informative=False), fitted_on={}))
     rows = pd.DataFrame({"target_id": [f"c{i}" for i in range(40)], "z": z})
-    good = {t: (m, 0.01, 0.05) for t, m in zip(rows["target_id"], truth, strict=True)}
-    bad = {t: (m, 0.01, 0.05) for t, m in zip(rows["target_id"], est, strict=True)}
+    good = {t: (m, 0.01, 0.05, np.nan) for t, m in zip(rows["target_id"], truth, strict=True)}
+    bad = {t: (m, 0.01, 0.05, np.nan) for t, m in zip(rows["target_id"], est, strict=True)}
     cat = mass_columns(rows, {"xray": good, "sz": bad}, None, {"sz": noise_map})
     assert (cat["flags"] & FLAG_PRIOR["sz"]).all() and not (cat["flags"] & FLAG_PRIOR["xray"]).any()
     np.testing.assert_allclose(cat["logm500"], truth)  # the joint mass is the X-ray mass alone
@@ -141,3 +141,39 @@ def test_an_instrument_that_weighs_only_the_massive_tail_is_informative_there():
     assert abs(np.median(applied.log10_m500[tail] - truth[tail])) < 0.03
     assert np.mean(np.abs(applied.log10_m500[tail] - truth[tail]) <= applied.sigma[tail]) > 0.6
     assert np.median(applied.sigma[tail]) < 0.5 * cmap.bins[3]["prior"]["half68"]
+
+
+def snr_population(seed: int, n: int = 8000):
+    """A y-map CNN's estimate that tracks the mass only where the cluster shows in the map (the
+    tail), with noise that puts many bulk clusters among the tail's estimates, and the map's S/N
+    (growing as M^1.6): the S/N tells the clusters in the map from the bulk."""
+    z, _, sigma, truth = population(seed, n, informative=False)
+    rng = np.random.default_rng(seed + 100)
+    est = 14.17 + 0.9 * np.maximum(truth - 14.4, 0) + rng.normal(0, 0.1, n)
+    snr = 4.0 * 10 ** (1.6 * (truth - 14.5)) + rng.normal(0, 1, n)
+    return z, est, sigma, truth, snr
+
+
+def test_a_map_cut_by_snr_weighs_the_detections_that_the_estimate_alone_cannot():
+    z, est, sigma, truth, snr = snr_population(11)
+    plain = CalibrationMap(fit_map(z, est, sigma, truth, fitted_on={}))
+    by_snr = CalibrationMap(fit_map(z, est, sigma, truth, fitted_on={}, snr=snr))
+    assert all("snr_classes" in b for b in by_snr.bins)
+    z, est, sigma, truth, snr = snr_population(12)  # fresh clusters
+    detected = snr >= 4.5
+    # cells of the estimate alone: most detections get the prior, which misses them
+    unsplit = plain.apply(z, est, sigma, snr)
+    assert unsplit.prior[detected].mean() > 0.8 and coverage(unsplit, truth, detected)[0] < 0.3
+    applied = by_snr.apply(z, est, sigma, snr)
+    assert applied.prior[detected].mean() < 0.05
+    c68, c95 = coverage(applied, truth, detected)
+    assert c68 == pytest.approx(0.683, abs=0.05) and c95 == pytest.approx(0.95, abs=0.03)
+    assert abs(np.median(applied.log10_m500[detected] - truth[detected])) < 0.03
+    # below S/N 4.5 the estimate adds nothing: the prior of the class (mass function given the
+    # S/N), flagged, and it covers
+    assert applied.prior[~detected].all()
+    c68, c95 = coverage(applied, truth, ~detected)
+    assert c68 == pytest.approx(0.683, abs=0.05) and c95 == pytest.approx(0.95, abs=0.03)
+    # a row without an S/N gets the bin's map over every S/N
+    no_snr = by_snr.apply(z, est, sigma, np.full(len(z), np.nan))
+    np.testing.assert_array_equal(no_snr.log10_m500, unsplit.log10_m500)

@@ -46,6 +46,8 @@ def write_mass_catalog(
         full[f"logm500_{inst}_sigma"] = sigma
         full[f"logm500_{inst}_half95"] = 1.96 * sigma
         full[f"logm500_{inst}_spread"] = np.full(n, 0.02)
+    if "sz" in instruments:
+        full["sz_snr"] = np.full(n, 5.0)
     full["logm500"] = logm
     full["logm500_sigma"] = sigma
     full["logm500_p16"] = logm - sigma

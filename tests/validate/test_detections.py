@@ -7,7 +7,12 @@ import pandas as pd
 import pytest
 
 from survey_mass.catalog.schema import FLAG_PRIOR
-from survey_mass.validate.detections import cross_fitted_baseline, detection_table, joint_gain
+from survey_mass.validate.detections import (
+    cross_fitted_baseline,
+    detection_table,
+    joint_gain,
+    own_sz_detections,
+)
 
 
 def clusters(n: int = 4000, seed: int = 0) -> pd.DataFrame:
@@ -63,3 +68,17 @@ def test_the_joint_gain_compares_the_same_informative_clusters():
     assert gain["n"] == int((joined["z"] <= 0.3).sum())
     assert gain["ratio"] == pytest.approx(1 / np.sqrt(2), rel=0.08)
     assert set(gain["single_rms_dex"]) == {"xray", "sz"}
+
+
+def test_sz_on_its_own_detections_is_scored_where_its_map_shows_the_cluster():
+    rng = np.random.default_rng(6)
+    joined = clusters()
+    truth = joined["log10_m500"].to_numpy()
+    # the map's S/N grows as M^1.6 with 0.1 dex of noise; the model has half of that scatter
+    joined["sz_snr"] = 10 ** (
+        1.6 * (truth - 14.5) + 0.66 + 1.6 * 0.1 * rng.standard_normal(truth.size)
+    )
+    joined["logm500_sz"] = truth + 0.05 * rng.standard_normal(truth.size)
+    table = own_sz_detections(joined)
+    assert table["rows"][0]["n"] == int((joined["sz_snr"] >= 4.5).sum())
+    assert table["rows"][0]["ratio"] == pytest.approx(0.5, rel=0.2)

@@ -1,0 +1,36 @@
+"""The y map's matched-filter S/N: unit spread on noise, and the cluster's amplitude over it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from survey_mass.constants import SZ_GRID
+from survey_mass.infer.sz_snr import _filter_tables, matched_filter_snr
+from survey_mass.mock.sz_v2 import noise_map_v2
+
+
+def noise_maps(seed: int, n: int) -> np.ndarray:
+    """Crops of the v2 noise (the real Planck cutout's power spectrum), as the mock's maps."""
+    rng = np.random.default_rng(seed)
+    pad = 16
+    return np.array([noise_map_v2(rng, SZ_GRID + 2 * pad)[pad:-pad, pad:-pad] for _ in range(n)])
+
+
+def test_noise_alone_has_unit_spread_and_rarely_reaches_the_detection_class():
+    snr = matched_filter_snr(noise_maps(1, 300)[..., None], np)
+    assert snr.std() == pytest.approx(1.0, abs=0.15)
+    assert abs(np.median(snr)) < 0.5
+    assert np.mean(snr >= 3.0) < 0.02
+
+
+def test_a_cluster_in_the_map_is_measured_as_its_amplitude_over_the_noise():
+    noise = noise_maps(2, 200)
+    unresolved = np.fft.ifft2(_filter_tables(SZ_GRID)[0][0]).real  # the beam at the centre
+    base = matched_filter_snr(noise, np)
+    rms = noise.std()
+    strong = matched_filter_snr(noise + 3 * rms * unresolved, np)
+    stronger = matched_filter_snr(noise + 6 * rms * unresolved, np)
+    assert np.median(strong - base) > 3.0  # the beam-sized source stands out of the noise
+    assert np.median(stronger - base) == pytest.approx(2 * np.median(strong - base), rel=0.1)
+    assert matched_filter_snr(np.zeros((0, SZ_GRID, SZ_GRID)), np).shape == (0,)
