@@ -19,10 +19,12 @@ import pandas as pd
 
 from survey_mass.errors import UserError
 from survey_mass.infer.calibration_map import MAP_NAME, CalibrationMap, fit_map
+from survey_mass.validate.detections import PSZ2_SNR_MIN
 from survey_mass.validate.evaluate import (
     LOW_Z_MAX,
     evaluation_spec,
     in_calibration_stratum,
+    psz2_detections,
     refuse_training_seed,
     run_massive,
 )
@@ -82,17 +84,28 @@ def cone_area(radius_deg: float) -> float:
     return 2 * math.pi * math.degrees(1.0) ** 2 * (1 - math.cos(math.radians(radius_deg)))
 
 
-def stratified(joined: pd.DataFrame, wide: pd.DataFrame, radius: float, wide_radius: float):
-    """The cone's clusters (weight 1) and, in their place above 10^14.5 at z < 0.4 and below
-    z 0.1, those of the concentric wide cone at weight area / wide area: one sample of the mass
-    function, whose massive end and nearby clusters are measured on all the wide cone's."""
+def stratified(
+    joined: pd.DataFrame,
+    wide: pd.DataFrame,
+    radius: float,
+    wide_radius: float,
+    detected: frozenset = frozenset(),
+):
+    """The cone's clusters (weight 1) and, in their place above 10^14.5 at z < 0.4, below z 0.1
+    and among the mock PSZ2 ``detected`` ids, those of the concentric wide cone at weight area /
+    wide area: one sample of the mass function, whose massive end, nearby clusters and Planck
+    detections (the clusters SZ can weigh, rare above z 0.4) are measured on all the wide
+    cone's."""
     if wide_radius < radius:
         raise UserError(
             f"the massive sample's cone ({wide_radius:.1f} deg) is narrower than the "
             f"calibration cone ({radius:.1f} deg): ask --massive for more clusters"
         )
-    bulk = joined[~in_calibration_stratum(joined)]
-    rare = wide[in_calibration_stratum(wide)]
+
+    def in_stratum(frame: pd.DataFrame) -> np.ndarray:
+        return in_calibration_stratum(frame) | frame["target_id"].isin(detected).to_numpy()
+
+    bulk, rare = joined[~in_stratum(joined)], wide[in_stratum(wide)]
     weight = np.concatenate(
         [np.ones(len(bulk)), np.full(len(rare), cone_area(radius) / cone_area(wide_radius))]
     )
@@ -170,14 +183,18 @@ def run_calibration(
     }
     weight = None
     if massive:
-        wide, cone = run_massive(seed, massive, instruments, raw, mock, out, client, low_z=True)
+        wide, cone = run_massive(
+            seed, massive, instruments, raw, mock, out, client, detections=True, low_z=True
+        )
+        detected = frozenset(psz2_detections(spec.source.mock, cone))
         joined, weight = stratified(
-            joined, wide, spec.targets.footprint.radius_deg, cone.radius_deg
+            joined, wide, spec.targets.footprint.radius_deg, cone.radius_deg, detected
         )
         fitted_on["massive"] = {
             "n_clusters": int(len(wide)),
             "radius_deg": cone.radius_deg,
             "low_z_max": LOW_Z_MAX,
+            "psz2_snr_min": PSZ2_SNR_MIN,
         }
     report = fit_maps(joined, weight, spec.instruments, resolved, fitted_on)
     (out / "calibration.json").write_text(json.dumps(report, indent=1))

@@ -51,9 +51,10 @@ def cross_fitted_baseline(log_observable: np.ndarray, truth: np.ndarray) -> np.n
     return pred
 
 
-def _row(label: str, delta: np.ndarray, baseline: np.ndarray) -> dict:
+def _row(label: str, delta: np.ndarray, baseline: np.ndarray, half: np.ndarray) -> dict:
+    """Scores of one bin; ``half`` holds the model's 68% and 95% half-widths, (2, n)."""
     ok = np.isfinite(delta) & np.isfinite(baseline)
-    delta, baseline = delta[ok], baseline[ok]
+    delta, baseline, half = delta[ok], baseline[ok], half[:, ok]
     n = int(delta.size)
     std = float(delta.std(ddof=1)) if n > 2 else math.nan
     base_std = float(baseline.std(ddof=1)) if n > 2 else math.nan
@@ -64,6 +65,8 @@ def _row(label: str, delta: np.ndarray, baseline: np.ndarray) -> dict:
         "std_dex": std,
         "baseline_std_dex": base_std,
         "ratio": std / base_std if n > 2 and base_std > 0 else math.nan,
+        "coverage_68": float(np.mean(np.abs(delta) <= half[0])) if n else math.nan,
+        "coverage_95": float(np.mean(np.abs(delta) <= half[1])) if n else math.nan,
     }
 
 
@@ -92,7 +95,8 @@ def detection_table(
                 np.log10(part[observable].to_numpy(float)[inside]), truth[inside]
             )
         label = "all" if (lo, hi) == (0.0, DETECTION_Z_BINS[-1][1]) else f"z {lo:g}-{hi:g}"
-        rows.append(_row(label, part[column].to_numpy(float) - truth, baseline - truth))
+        half = part[[f"{column}_sigma", f"{column}_half95"]].to_numpy(float).T
+        rows.append(_row(label, part[column].to_numpy(float) - truth, baseline - truth, half))
     return rows
 
 
@@ -181,13 +185,14 @@ def detection_markdown(detections: dict, fmt) -> list[str]:
         lines += [
             f"**{title}** ({d['selection']}; baseline: {d['baseline']})",
             "",
-            "| bin | n | median | std | baseline std | ratio |",
-            "|---|---|---|---|---|---|",
+            "| bin | n | median | std | 68% | 95% | baseline std | ratio |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for r in d["rows"]:
             lines.append(
                 f"| {r['bin']} | {r['n']} | {fmt(r['median_dex'])} | "
-                f"{fmt(r['std_dex'], sign=False)} | {fmt(r['baseline_std_dex'], sign=False)} | "
+                f"{fmt(r['std_dex'], sign=False)} | {fmt(r['coverage_68'], 2, False)} | "
+                f"{fmt(r['coverage_95'], 2, False)} | {fmt(r['baseline_std_dex'], sign=False)} | "
                 f"{fmt(r['ratio'], 2, False)} |"
             )
         lines.append("")

@@ -275,12 +275,17 @@ def massive_sample(
     truth = mock_truth(universe, footprint)
     keep = in_calibration_stratum(truth) if with_low_z else in_massive_stratum(truth)
     if with_detections:
-        from survey_mass.mock.external import mock_psz
-        from survey_mass.validate.detections import PSZ2_SNR_MIN
-
-        psz = mock_psz(universe, footprint)
-        keep |= truth["target_id"].isin(psz.loc[psz["SNR"] >= PSZ2_SNR_MIN, "target_id"])
+        keep |= truth["target_id"].isin(psz2_detections(universe, footprint)).to_numpy()
     return footprint, truth[keep].reset_index(drop=True)
+
+
+def psz2_detections(universe, footprint) -> list[str]:
+    """target_ids of the mock PSZ2 detections (S/N >= 4.5) in ``footprint``."""
+    from survey_mass.mock.external import mock_psz
+    from survey_mass.validate.detections import PSZ2_SNR_MIN
+
+    psz = mock_psz(universe, footprint)
+    return psz.loc[psz["SNR"] >= PSZ2_SNR_MIN, "target_id"].tolist()
 
 
 def run_massive(

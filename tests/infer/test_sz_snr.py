@@ -34,3 +34,28 @@ def test_a_cluster_in_the_map_is_measured_as_its_amplitude_over_the_noise():
     assert np.median(strong - base) > 3.0  # the beam-sized source stands out of the noise
     assert np.median(stronger - base) == pytest.approx(2 * np.median(strong - base), rel=0.1)
     assert matched_filter_snr(np.zeros((0, SZ_GRID, SZ_GRID)), np).shape == (0,)
+
+
+def snr_of_mock_clusters(radius_deg: float, **universe) -> np.ndarray:
+    """The S/N of v2 mock y-map cutouts of a universe's clusters, through the production
+    preprocessing (the model grid)."""
+    from survey_mass.mock.source import MockSource
+    from survey_mass.preprocess.sz import preprocess_sz
+    from survey_mass.sources.base import Target
+    from survey_mass.spec.footprint import ConeFootprint
+    from survey_mass.spec.universe import UniverseSpec
+    from survey_mass.validate.truth import mock_truth
+
+    spec = UniverseSpec(seed=3, physics="v2", **universe)
+    truth = mock_truth(spec, ConeFootprint(ra=150.0, dec=20.0, radius_deg=radius_deg)).head(40)
+    targets = [Target(r.target_id, r.ra, r.dec, r.z) for r in truth.itertuples()]
+    prepared = preprocess_sz(list(MockSource(spec).cutouts(targets, "sz")), np)
+    assert len(prepared.cutouts) == len(targets)
+    return matched_filter_snr(prepared.inputs, np)
+
+
+def test_planck_like_maps_detect_massive_nearby_clusters_and_not_the_distant_bulk():
+    massive = snr_of_mock_clusters(30.0, log10_m500_min=14.7, z_min=0.1, z_max=0.3)
+    bulk = snr_of_mock_clusters(5.0, log10_m500_max=14.1, z_min=0.5)
+    assert np.median(massive) > 5.0 and np.mean(massive >= 4.5) > 0.6
+    assert abs(np.median(bulk)) < 1.0 and np.mean(bulk >= 4.5) < 0.05

@@ -30,3 +30,11 @@ def test_massive_and_nearby_clusters_come_from_the_wide_cone_at_the_area_ratio()
 def test_a_wide_cone_narrower_than_the_calibration_cone_is_refused():
     with pytest.raises(UserError, match="ask --massive for more clusters"):
         stratified(frame([]), frame([]), radius=8.0, wide_radius=5.0)
+
+
+def test_planck_detections_of_any_mass_and_redshift_come_from_the_wide_cone_too():
+    cone = frame([("a", 0.5, 14.3), ("c", 0.6, 14.1)])
+    wide = frame([("a", 0.5, 14.3), ("i", 0.7, 14.4), ("j", 0.7, 14.0)])
+    sample, weight = stratified(cone, wide, 5.0, 20.0, detected=frozenset({"a", "i"}))
+    assert list(sample["target_id"]) == ["c", "a", "i"]  # j: bulk, not detected
+    assert list(weight)[1:] == [cone_area(5.0) / cone_area(20.0)] * 2

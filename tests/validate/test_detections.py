@@ -43,6 +43,7 @@ def test_a_model_with_half_the_baseline_scatter_scores_a_ratio_of_half_in_every_
     joined = clusters()
     truth = joined["log10_m500"].to_numpy()
     joined["logm500_optical"] = truth + 0.1 * rng.standard_normal(truth.size)
+    joined["logm500_optical_sigma"], joined["logm500_optical_half95"] = 0.1, 0.196
     richness = 10 ** (0.8 * (truth - 14.0) + 1.3 + 0.8 * 0.2 * rng.standard_normal(truth.size))
     detected = pd.DataFrame({"target_id": joined["target_id"], "lambda": richness})
     rows = detection_table(joined, detected.iloc[::2], "optical", "lambda")  # half are detected
@@ -54,6 +55,8 @@ def test_a_model_with_half_the_baseline_scatter_scores_a_ratio_of_half_in_every_
     for row in rows:
         assert row["baseline_std_dex"] == pytest.approx(expected, rel=0.15)
         assert row["ratio"] == pytest.approx(0.1 / expected, rel=0.15)
+        assert row["coverage_68"] == pytest.approx(0.683, abs=0.07)
+        assert row["coverage_95"] == pytest.approx(0.95, abs=0.04)
 
 
 def test_the_joint_gain_compares_the_same_informative_clusters():
@@ -79,6 +82,7 @@ def test_sz_on_its_own_detections_is_scored_where_its_map_shows_the_cluster():
         1.6 * (truth - 14.5) + 0.66 + 1.6 * 0.1 * rng.standard_normal(truth.size)
     )
     joined["logm500_sz"] = truth + 0.05 * rng.standard_normal(truth.size)
+    joined["logm500_sz_sigma"], joined["logm500_sz_half95"] = 0.05, 0.098
     table = own_sz_detections(joined)
     assert table["rows"][0]["n"] == int((joined["sz_snr"] >= 4.5).sum())
     assert table["rows"][0]["ratio"] == pytest.approx(0.5, rel=0.2)
