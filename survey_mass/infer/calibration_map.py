@@ -24,7 +24,9 @@ redshift bin, the curve and cells of each S/N class (``SNR_EDGES``), judged agai
 users select Planck clusters on S/N, and a detection's estimate alone overlaps the bulk of the
 mass function at its redshift, so a cell of the estimate alone is as wide as the prior there.
 Each class has its own prior, the true masses of its clusters (the mass function given the S/N):
-a cell is informative when it is narrower than that, and an uninformative one returns it. A row
+a cell is informative when it is narrower than that, and an uninformative one returns it. A class
+of detections is fitted on a mix of the estimate and log10 S/N (``mix``, least squares on the
+class), as the CNN's estimate saturates for the most massive clusters while their S/N grows. A row
 without an S/N takes the bin's map over all S/N.
 
 The calibration clusters may be a stratified sample: each carries a weight (the cone of the mass
@@ -240,10 +242,39 @@ def _in_class(snr: np.ndarray, bounds) -> np.ndarray:
     return (snr >= lo) & (snr < hi)
 
 
+def _snr_mix(m, truth, weight, snr) -> list[float]:
+    """``[beta, gamma]`` of the weighted least-squares line log M ~ c + beta m + gamma log10 S/N
+    of a class of detections: the map's estimate there is ``beta m + gamma log10 S/N``, because
+    the CNN's estimate saturates at the top while the matched filter's S/N keeps growing as
+    Y ~ M^1.8 (a class of estimates alone puts the most massive detections in one cell, its
+    prior). beta is kept in [0, 2] (a few dozen detections with nearly equal estimates would
+    otherwise amplify their noise), gamma refitted with it."""
+    log_snr = np.log10(snr)
+    root = np.sqrt(weight)
+
+    def fit(design, target):
+        return np.linalg.lstsq(design * root[:, None], target * root, rcond=None)[0]
+
+    beta, gamma = fit(np.column_stack([np.ones(len(m)), m, log_snr]), truth)[1:]
+    if not 0.0 <= beta <= 2.0:
+        beta = float(np.clip(beta, 0.0, 2.0))
+        gamma = fit(np.column_stack([np.ones(len(m)), log_snr]), truth - beta * m)[1]
+    return [float(beta), float(gamma)]
+
+
+def mixed_estimate(part: dict, m: np.ndarray, snr: np.ndarray) -> np.ndarray:
+    """The estimate a map (or S/N class) is fitted on: ``m``, or its mix with log10 S/N."""
+    if "mix" not in part:
+        return m
+    beta, gamma = part["mix"]
+    return beta * m + gamma * np.log10(snr)
+
+
 def _snr_classes(m, sigma, truth, weight, snr) -> list[dict] | None:
     """The bin's maps per class of ``SNR_EDGES`` (open ends None), each with its own prior (the
     true masses of the class: the mass function given the S/N), or None when a class has fewer
-    than ``MIN_BIN`` calibration clusters (the bin's one map then serves every S/N)."""
+    than ``MIN_BIN`` calibration clusters (the bin's one map then serves every S/N). Classes of
+    detections (S/N above the first edge) are fitted on the mix of the estimate and the S/N."""
     if snr is None or not np.isfinite(snr).any():
         return None
     cuts = [None, *SNR_EDGES, None]
@@ -253,10 +284,12 @@ def _snr_classes(m, sigma, truth, weight, snr) -> list[dict] | None:
         if inside.sum() < MIN_BIN:
             return None
         prior = _prior(truth[inside], weight[inside])
-        fitted = _estimate_map(
-            m[inside], sigma[inside], truth[inside], weight[inside], prior["half68"]
-        )
-        classes.append({"snr": list(bounds), "n": int(inside.sum()), "prior": prior, **fitted})
+        spec = {"snr": list(bounds), "n": int(inside.sum()), "prior": prior}
+        if bounds[0] is not None:
+            spec["mix"] = _snr_mix(m[inside], truth[inside], weight[inside], snr[inside])
+        est = mixed_estimate(spec, m[inside], snr[inside])
+        spec |= _estimate_map(est, sigma[inside], truth[inside], weight[inside], prior["half68"])
+        classes.append(spec)
     return classes
 
 
@@ -331,8 +364,9 @@ class CalibrationMap:
             parts += [(c, _in_class(snr[rows], c["snr"])) for c in spec.get("snr_classes", [])]
             for part, mask in parts:
                 picked = rows if mask is None else rows[mask]
+                est = mixed_estimate(part, m[picked], snr[picked])
                 value, half68, half95, informative = _applied(
-                    part, part.get("prior", spec["prior"]), m[picked], sigma[picked]
+                    part, part.get("prior", spec["prior"]), est, sigma[picked]
                 )
                 out[0][picked], out[1][picked], out[2][picked] = value, half68, half95
                 prior_flag[picked] = ~informative

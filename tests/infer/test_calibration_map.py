@@ -177,3 +177,21 @@ def test_a_map_cut_by_snr_weighs_the_detections_that_the_estimate_alone_cannot()
     # a row without an S/N gets the bin's map over every S/N
     no_snr = by_snr.apply(z, est, sigma, np.full(len(z), np.nan))
     np.testing.assert_array_equal(no_snr.log10_m500, unsplit.log10_m500)
+
+
+def test_detections_beyond_where_the_estimate_saturates_are_weighed_by_their_snr():
+    """A CNN whose estimate stops growing above 10^14.7 (as sz-v2's does): among detections,
+    the map's estimate mixes in log10 S/N, so the most massive are not given the class prior."""
+    z, _, sigma, truth, snr = snr_population(13, n=20_000)
+    rng = np.random.default_rng(14)
+    est = 14.17 + 0.9 * np.clip(truth - 14.4, 0, 0.3) + rng.normal(0, 0.05, len(z))
+    data = fit_map(z, est, sigma, truth, fitted_on={}, snr=snr)
+    detected_class = data["z_bins"][3]["snr_classes"][1]
+    assert detected_class["snr"] == [4.5, None] and detected_class["mix"][1] > 0.3
+    z, _, sigma, truth, snr = snr_population(15, n=20_000)
+    est = 14.17 + 0.9 * np.clip(truth - 14.4, 0, 0.3) + rng.normal(0, 0.05, len(z))
+    applied = CalibrationMap(data).apply(z, est, sigma, snr)
+    top = snr > np.quantile(snr, 0.995)  # far above where the estimate saturates
+    assert np.median(truth[top]) > 14.9
+    assert abs(np.median(applied.log10_m500[top] - truth[top])) < 0.05
+    assert not applied.prior[top].any()
