@@ -20,7 +20,7 @@ path. Per redshift bin (``Z_BINS``) it holds
   that looks like a mass with a 0.1 dex error bar, but is nearly a constant, would mislead.
 
 A map fitted with an S/N (SZ: the y map's matched-filter S/N, ``infer.sz_snr``) also holds, per
-redshift bin, the curve and cells of each S/N class (``SNR_EDGES``), judged against the same prior:
+redshift bin, the curve and cells of each S/N class (``SNR_EDGES``):
 users select Planck clusters on S/N, and a detection's estimate alone overlaps the bulk of the
 mass function at its redshift, so a cell of the estimate alone is as wide as the prior there.
 Each class has its own prior, the true masses of its clusters (the mass function given the S/N):
@@ -79,15 +79,15 @@ def _in_class(snr: np.ndarray, bounds) -> np.ndarray:
         (-math.inf if bounds[0] is None else bounds[0]),
         (math.inf if bounds[1] is None else bounds[1]),
     )
-    return (snr >= lo) & (snr < hi)
+    return np.isfinite(snr) & (snr >= lo) & (snr < hi)
 
 
 def _snr_mix(m, truth, weight, snr) -> list[float]:
     """``[beta, gamma]`` of the weighted least-squares line log M ~ c + beta m + gamma log10 S/N
     of a class of detections: the map's estimate there is ``beta m + gamma log10 S/N``, because
-    the CNN's estimate saturates at the top while the matched filter's S/N keeps growing as
-    Y ~ M^1.8 (a class of estimates alone puts the most massive detections in one cell, its
-    prior). beta is kept in [0, 2] (a few dozen detections with nearly equal estimates would
+    the CNN's estimate saturates at the top while the matched filter's S/N keeps growing with
+    the mass (more slowly than Y ~ M^1.8 above S/N ~10, see ``infer.sz_snr``; a class of
+    estimates alone puts the most massive detections in one cell, its prior). beta is kept in [0, 2] (a few dozen detections with nearly equal estimates would
     otherwise amplify their noise), gamma refitted with it."""
     log_snr = np.log10(snr)
     root = np.sqrt(weight)

@@ -8,7 +8,8 @@ the catalog carries it (``sz_snr``).
 The filter is the classic one (Haehnelt & Tegmark 1996; Melin et al. 2006) at the cutout's
 centre: for templates tau (the beam, FWHM 10', broadened by a cluster of 0, 4, 8 and 16 arcmin
 FWHM, as the MMF scans sizes) and the noise power P(l) measured on the cutout itself in 14
-log-spaced bins of l (the cluster is a small part of the patch's power), the amplitude is
+log-spaced bins of l (cluster included: the lowest bins hold a few modes, so above S/N ~10 a
+cluster raises its own noise estimate and its S/N grows more slowly than its Y), the amplitude is
 A = sum(tau* d / P) / sum(|tau|^2 / P) with sigma_A = sum(|tau|^2 / P)^(-1/2), and the S/N is the
 largest A / sigma_A over the sizes. On the mock's noise-only maps it has unit spread per size.
 Computed on the preprocessed batch (the 96 x 96 model grid), on ``xp``.

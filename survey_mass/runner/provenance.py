@@ -13,6 +13,7 @@ import json
 from pydantic import BaseModel
 
 from survey_mass import __version__
+from survey_mass.catalog.schema import catalog_schema
 from survey_mass.spec.job import JobSpec
 from survey_mass.zoo.registry import ModelSet
 
@@ -47,10 +48,21 @@ def recipe(spec: JobSpec) -> dict:
     return spec.model_dump(mode="json", exclude={*NOT_RECIPE, "targets"})
 
 
+def columns(spec: JobSpec) -> list[str]:
+    """The catalog's columns: rows written by a survey-mass with other columns are not this
+    job's (reusing them would leave a new column empty or fail the write)."""
+    return catalog_schema(list(spec.instruments)).names
+
+
 def job_hash(spec: JobSpec, models: ModelSet) -> str:
-    """What makes two runs weigh a target alike: the recipe and the model bytes."""
+    """What makes two runs weigh a target alike: the recipe, the model bytes and the columns."""
     blob = json.dumps(
-        {"spec": recipe(spec), "models": models.fingerprint(spec.models.calibrated)}, sort_keys=True
+        {
+            "spec": recipe(spec),
+            "models": models.fingerprint(spec.models.calibrated),
+            "columns": columns(spec),
+        },
+        sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -68,6 +80,7 @@ def identity_record(spec: JobSpec, models: ModelSet, jhash: str, inputs: dict, o
         "job_hash": jhash,
         "spec": recipe(spec),
         "models": models.fingerprint(spec.models.calibrated),
+        "columns": columns(spec),
         "inputs": inputs,
         "order": order,
         "parent": parent,

@@ -52,6 +52,12 @@ def describe_changes(old: dict, new: dict) -> list[str]:
     for kind in sorted(set(old.get("models", {})) | set(new.get("models", {}))):
         if old.get("models", {}).get(kind) != new["models"].get(kind):
             changes.append(f"models.{kind} changed (other model bytes)")
+    if old.get("columns") != new.get("columns"):
+        added = sorted(set(new.get("columns", [])) - set(old.get("columns") or []))
+        changes.append(
+            "the catalog's columns changed (written by another survey-mass"
+            + (f"; new: {', '.join(added)})" if added else ")")
+        )
     spec_old, spec_new = old.get("spec", {}), new["spec"]
     changes += [
         f"{key} changed"

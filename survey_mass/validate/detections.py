@@ -12,7 +12,8 @@ The mock PSZ2's noise is drawn apart from the y cutouts' (a real PSZ2 S/N and a 
 share their noise), so a quarter of its detections sit below S/N 4 in their own cutout, where
 no y-map estimator can see them. SZ is therefore also scored on its own detections, the rows
 whose catalog ``sz_snr`` (the cutout's matched filter) is >= 4.5, which a user of this catalog
-selects on, against the matched-filter Y of the same map (``sz_snr``, recalibrated).
+selects on, against the matched-filter S/N of the same map (log ``sz_snr``, recalibrated: a Y
+over its noise).
 
 "Recalibrated" is a line log M_true = a + b log(observable) per redshift bin, cross-fitted (each
 half of the clusters scored with the line fitted on the other half), so the baseline is as
@@ -141,7 +142,7 @@ def own_sz_detections(joined: pd.DataFrame) -> dict:
     return {
         "title": "sz on its own detections",
         "selection": f"sz_snr >= {PSZ2_SNR_MIN}",
-        "baseline": "the matched-filter Y of the same y map (sz_snr), recalibrated",
+        "baseline": "the matched-filter S/N of the same y map (log sz_snr), recalibrated",
         "rows": detection_table(joined.drop(columns="sz_snr"), own, "sz", "sz_snr"),
     }
 
