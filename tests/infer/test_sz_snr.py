@@ -36,6 +36,17 @@ def test_a_cluster_in_the_map_is_measured_as_its_amplitude_over_the_noise():
     assert matched_filter_snr(np.zeros((0, SZ_GRID, SZ_GRID)), np).shape == (0,)
 
 
+def test_a_bright_cluster_does_not_count_as_its_own_noise():
+    """S/N grows with the amplitude up to the brightest Planck clusters (~100 sigma): measured
+    on the map with the cluster in, the noise of the few lowest-l modes would cap it near 30."""
+    noise = noise_maps(3, 100)
+    unresolved = np.fft.ifft2(_filter_tables(SZ_GRID)[0][0]).real
+    unit = noise.std() * unresolved
+    gain = {a: np.median(matched_filter_snr(noise + a * unit, np)) / a for a in (10, 30, 100)}
+    assert gain[30] == pytest.approx(gain[10], rel=0.1)
+    assert gain[100] == pytest.approx(gain[10], rel=0.1)
+
+
 def snr_of_mock_clusters(radius_deg: float, **universe) -> np.ndarray:
     """The S/N of v2 mock y-map cutouts of a universe's clusters, through the production
     preprocessing (the model grid)."""
