@@ -2,7 +2,10 @@
 
 Used by :func:`.external.pixel_catalog` when ``UniverseSpec.physics == "v2"``; same columns as v1.
 
-- PSZ2: Y5R500 plus Gaussian matched-filter noise
+- PSZ2: Y5R500 plus Gaussian matched-filter noise sigma_Y times a unit normal that, for clusters
+  whose signal alone is >= 1 sigma, is the filtered noise of the cluster's own y-map cutout (so the
+  catalogue and the cutout see the same fluctuation; the cutout's noise has no depth map, so it
+  correlates with, not equals, the catalogue's),
   sigma_Y = SIGMA_Y_COMPACT g(beta_ecl, b) (1 + (theta500 / SIGMA_Y_SCALE)^2)^(SIGMA_Y_INDEX / 2):
   flat for unresolved clusters, growing as the filter's aperture grows; g is the sky region's depth.
   Planck's scan strategy puts most hits near the ecliptic poles, where the noise is lowest
@@ -25,9 +28,10 @@ import numpy as np
 import pandas as pd
 from astropy import units as u
 
-from survey_mass.constants import PSZ2_SNR_MIN, REDMAPPER_LAMBDA_MIN
+from survey_mass.constants import PSZ2_SNR_MIN, REDMAPPER_LAMBDA_MIN, SZ_GRID
 from survey_mass.mock import optical, physics_v2, sz
 from survey_mass.mock.external import _number, _r500_deg, true_centres
+from survey_mass.mock.sz_v2 import noise_map_v2
 from survey_mass.physics.cosmology import angular_diameter_distance_mpc
 from survey_mass.spec.universe import UniverseSpec
 
@@ -37,6 +41,9 @@ SIGMA_Y_SCALE = 7.0  # arcmin
 SIGMA_Y_INDEX = 1.35
 #: |b| below which the PSZ2 mask hides the sky (sin 9.5 deg = 16.5% of the sphere)
 PSZ2_MASK_B_DEG = 9.5
+#: catalogue S/N of the signal alone from which the noise is the cutout's own (below it a cluster
+#: needs a 3.5-sigma upward fluctuation to be detected, and independent draws save the filtering)
+OWN_NOISE_MIN_SNR = 1.0
 OBLIQUITY_DEG = 23.4393
 
 
@@ -69,6 +76,22 @@ def sigma_y_arcmin2(theta500_arcmin, ra, dec) -> np.ndarray:
     return SIGMA_Y_COMPACT * size * depth_factor(ra, dec)
 
 
+def own_cutout_noise(spec: UniverseSpec, c: pd.DataFrame, theta500_arcmin) -> np.ndarray:
+    """The matched-filter S/N of the noise alone in each cluster's own y-map cutout, at the
+    filter size nearest its theta500: Planck's detection noise is the noise of the same sky as
+    the cutout, so a cluster that the catalogue scatters up is bright in its cutout too."""
+    from survey_mass.infer.sz_snr import CLUSTER_FWHM_ARCMIN, snr_per_size
+
+    full = SZ_GRID + 2 * sz.PAD
+    maps = [
+        noise_map_v2(np.random.default_rng([spec.seed, int(s), sz.INSTRUMENT_STREAM]), full)
+        for s in c["stream"]
+    ]
+    crops = np.asarray(maps).reshape(-1, full, full)[:, sz.PAD : -sz.PAD, sz.PAD : -sz.PAD]
+    size = np.abs(np.subtract.outer(theta500_arcmin, CLUSTER_FWHM_ARCMIN)).argmin(axis=1)
+    return snr_per_size(crops, np)[np.arange(len(crops)), size]
+
+
 def psz2_v2(spec: UniverseSpec, c: pd.DataFrame, rng: np.random.Generator):
     """PSZ2 rows of clusters ``c`` and the selection (same columns as v1's)."""
     n = len(c)
@@ -79,7 +102,10 @@ def psz2_v2(spec: UniverseSpec, c: pd.DataFrame, rng: np.random.Generator):
     y5 = sz.y5r500_sr(c) / arcmin2
     ra_true, dec_true = true_centres(c)
     sigma_y = sigma_y_arcmin2(theta500, ra_true, dec_true)
-    y_obs = y5 + sigma_y * rng.standard_normal(n)
+    noise = rng.standard_normal(n)
+    seen = y5 / sigma_y >= OWN_NOISE_MIN_SNR
+    noise[seen] = own_cutout_noise(spec, c[seen], theta500[seen])
+    y_obs = y5 + sigma_y * noise
     snr = y_obs / sigma_y
     unmasked = np.abs(galactic_latitude(ra_true, dec_true)) >= PSZ2_MASK_B_DEG
     keep = (snr >= PSZ2_SNR_MIN) & unmasked

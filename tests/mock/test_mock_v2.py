@@ -44,7 +44,10 @@ def test_mock_msz_is_hydrostatic_like():
     psz2 = sky_catalog("psz2", V2, sample).dropna(subset=["MSZ"])
     bright = psz2[psz2["SNR"] > 10]
     ratio = np.median(np.log10(bright["MSZ"] * 1e14) - bright["log10_m500_true"])
-    assert ratio == pytest.approx(np.log10(physics_v2.HSE_ONE_MINUS_B), abs=0.04)
+    # low by (1-b), less the Malmquist bias of an S/N-selected sample: +0.04 dex on 16,000 deg^2
+    # (444 detections, 65 at S/N > 10); the median of this sample's ~16 has ~0.03 dex error
+    hse = np.log10(physics_v2.HSE_ONE_MINUS_B)
+    assert hse - 0.03 < ratio < hse + 0.07 and ratio < -0.02
 
 
 def test_sdss_depth_scale_matches_the_real_catalogue_floor():
@@ -115,3 +118,25 @@ def test_preprocessing_flat_fields_and_zeroes_unobserved_sky():
     v1 = RENDERERS["xray"](universe.base_pixel_clusters(V1, PIXEL).iloc[0], 42)
     plain = Cutout(target, "xray", v1)
     assert flat_field(plain) is plain  # no EXPMAP: untouched (what xray-v1 was trained on)
+
+
+def test_a_planck_detection_is_seen_in_its_own_y_map_cutout():
+    """The catalogue's noise is the cutout's own, so a cluster that PSZ2 detects (S/N >= 4.5) is
+    bright in its cutout too: with independent noise, 1 in 8 scored below 3 there."""
+    from survey_mass.infer.sz_snr import matched_filter_snr
+    from survey_mass.mock.external import mock_psz
+    from survey_mass.mock.source import MockSource
+    from survey_mass.preprocess.sz import preprocess_sz
+    from survey_mass.spec.footprint import ConeFootprint
+    from survey_mass.validate.truth import mock_truth
+
+    spec = UniverseSpec(seed=11, physics="v2", log10_m500_min=14.4, z_max=0.6)
+    cone = ConeFootprint(ra=200.0, dec=40.0, radius_deg=15.0)
+    detected = mock_psz(spec, cone).query("SNR >= 4.5")
+    truth = mock_truth(spec, cone).set_index("target_id").loc[detected["target_id"]]
+    targets = [Target(i, r.ra, r.dec, r.z) for i, r in truth.iterrows()]
+    maps = preprocess_sz(list(MockSource(spec).cutouts(targets, "sz")), np).inputs
+    snr = matched_filter_snr(maps, np)
+    assert len(snr) >= 20
+    assert np.mean(snr < 3.0) <= 0.05
+    assert np.std(np.log(np.clip(snr, 0.5, None) / detected["SNR"].to_numpy())) < 0.2
