@@ -26,7 +26,9 @@ mass function at its redshift, so a cell of the estimate alone is as wide as the
 Each class has its own prior, the true masses of its clusters (the mass function given the S/N):
 a cell is informative when it is narrower than that, and an uninformative one returns it. A class
 of detections is fitted on a mix of the estimate and log10 S/N (``mix``, least squares on the
-class), as the CNN's estimate saturates for the most massive clusters while their S/N grows. A row
+class), as the CNN's estimate saturates for the most massive clusters while their S/N grows; its
+cells' scales are widths in dex (sigma 1), not multiples of the CNN's spread, which widens where it
+saturates. A row
 without an S/N takes the bin's map over all S/N.
 
 The calibration clusters may be a stratified sample: each carries a weight (the cone of the mass
@@ -110,6 +112,13 @@ def mixed_estimate(part: dict, m: np.ndarray, snr: np.ndarray) -> np.ndarray:
     return beta * m + gamma * np.log10(snr)
 
 
+def part_sigma(part: dict, sigma: np.ndarray) -> np.ndarray:
+    """The sigma a map's interval scales multiply: the model's own, or 1 dex for a mix with the
+    S/N (the CNN's ensemble spread widens where it saturates, just where the S/N carries the
+    mass, so a mix's cells are scaled by their residuals alone)."""
+    return np.ones_like(sigma) if "mix" in part else sigma
+
+
 def _snr_classes(m, sigma, truth, weight, snr) -> list[dict] | None:
     """The bin's maps per class of ``SNR_EDGES`` (open ends None), each with its own prior (the
     true masses of the class: the mass function given the S/N), or None when a class has fewer
@@ -128,7 +137,8 @@ def _snr_classes(m, sigma, truth, weight, snr) -> list[dict] | None:
         if bounds[0] is not None:
             spec["mix"] = _snr_mix(m[inside], truth[inside], weight[inside], snr[inside])
         est = mixed_estimate(spec, m[inside], snr[inside])
-        spec |= estimate_map(est, sigma[inside], truth[inside], weight[inside], prior["half68"])
+        scale = part_sigma(spec, sigma[inside])
+        spec |= estimate_map(est, scale, truth[inside], weight[inside], prior["half68"])
         classes.append(spec)
     return classes
 
@@ -206,7 +216,7 @@ class CalibrationMap:
                 picked = rows if mask is None else rows[mask]
                 est = mixed_estimate(part, m[picked], snr[picked])
                 value, half68, half95, informative = _applied(
-                    part, part.get("prior", spec["prior"]), est, sigma[picked]
+                    part, part.get("prior", spec["prior"]), est, part_sigma(part, sigma[picked])
                 )
                 out[0][picked], out[1][picked], out[2][picked] = value, half68, half95
                 prior_flag[picked] = ~informative
