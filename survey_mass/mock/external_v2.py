@@ -31,7 +31,6 @@ from astropy import units as u
 from survey_mass.constants import PSZ2_SNR_MIN, REDMAPPER_LAMBDA_MIN, SZ_GRID
 from survey_mass.mock import optical, physics_v2, sz
 from survey_mass.mock.external import _number, _r500_deg, true_centres
-from survey_mass.mock.sz_v2 import noise_map_v2
 from survey_mass.physics.cosmology import angular_diameter_distance_mpc
 from survey_mass.spec.universe import UniverseSpec
 
@@ -83,10 +82,7 @@ def own_cutout_noise(spec: UniverseSpec, c: pd.DataFrame, theta500_arcmin) -> np
     from survey_mass.infer.sz_snr import CLUSTER_FWHM_ARCMIN, snr_per_size
 
     full = SZ_GRID + 2 * sz.PAD
-    maps = [
-        noise_map_v2(np.random.default_rng([spec.seed, int(s), sz.INSTRUMENT_STREAM]), full)
-        for s in c["stream"]
-    ]
+    maps = [sz.cluster_noise(spec.seed, s, "v2") for s in c["stream"]]
     crops = np.asarray(maps).reshape(-1, full, full)[:, sz.PAD : -sz.PAD, sz.PAD : -sz.PAD]
     size = np.abs(np.subtract.outer(theta500_arcmin, CLUSTER_FWHM_ARCMIN)).argmin(axis=1)
     return snr_per_size(crops, np)[np.arange(len(crops)), size]

@@ -229,10 +229,16 @@ def y_map(state: pd.Series, seed: int, *, beam: bool = True, noise: bool = True)
     if beam:
         full = beam_convolve(full)
     if noise:
-        rng = np.random.default_rng([seed, int(state.stream), INSTRUMENT_STREAM])
-        make_noise = noise_map_v2 if state.get("physics", "v1") == "v2" else noise_map
-        full = full + make_noise(rng, full.shape[0])
+        full = full + cluster_noise(seed, state.stream, state.get("physics", "v1"))
     return full[PAD:-PAD, PAD:-PAD]
+
+
+def cluster_noise(seed: int, stream: int, physics: str) -> np.ndarray:
+    """The noise of one cluster's y map on the padded grid, from its own stream: what ``y_map``
+    adds, and what the v2 mock PSZ2 filters for the same cluster's detection noise."""
+    rng = np.random.default_rng([seed, int(stream), INSTRUMENT_STREAM])
+    make_noise = noise_map_v2 if physics == "v2" else noise_map
+    return make_noise(rng, SZ_GRID + 2 * PAD)
 
 
 def angular_grid_wcs(ra: float, dec: float, scale: u.Quantity, npix: int) -> WCS:
