@@ -2,7 +2,8 @@
 
 The model grid is a TAN projection centred on the target with a fixed *physical* width at the
 target's redshift (or a fixed angular scale for SZ), so the CNN sees the same physical scale at
-every z. Coordinates are computed on the host with astropy; interpolation runs on the device.
+every z. Coordinates between plain TAN grids are computed exactly in ``xp`` (``wcs.tan_pixel_map``),
+others on the host with astropy; interpolation runs on the device.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_area
 
 from survey_mass.constants import COSMOLOGY
-from survey_mass.wcs import tan_wcs
+from survey_mass.wcs import header_wcs, is_plain_tan, tan_pixel_map, tan_wcs
 
 #: A cutout must cover at least this fraction of the model grid to be used.
 MIN_COVERAGE = 0.95
@@ -55,7 +56,7 @@ PARSED_WCS = "celestial_wcs"
 def celestial_wcs(header) -> WCS:
     """The cutout's celestial WCS, or a ResampleError saying what is wrong with it."""
     try:
-        wcs = WCS(header).celestial
+        wcs = header_wcs(header)
     except Exception as err:
         raise ResampleError("invalid_wcs", f"header WCS cannot be parsed ({err})") from err
     if wcs.naxis != 2 or not wcs.has_celestial:
@@ -87,11 +88,18 @@ def on_model_grid(in_wcs: WCS, shape: tuple, grid: GridSpec, ra: float, dec: flo
 def grid_coordinates(in_wcs: WCS, grid: GridSpec, ra: float, dec: float, z: float):
     """Input-pixel (row, col) of every model-grid pixel, and the output/input pixel-area ratio."""
     out_wcs = grid.wcs(ra, dec, z)
+    area_ratio = proj_plane_pixel_area(out_wcs) / proj_plane_pixel_area(in_wcs)
+    if is_plain_tan(in_wcs):
+        return tan_pixel_map([out_wcs], [in_wcs], grid.npix, np)[0], area_ratio
     yy, xx = np.mgrid[0 : grid.npix, 0 : grid.npix]
     world = out_wcs.pixel_to_world_values(xx, yy)
     col, row = in_wcs.world_to_pixel_values(*world)
-    area_ratio = proj_plane_pixel_area(out_wcs) / proj_plane_pixel_area(in_wcs)
     return np.stack([row, col]), area_ratio
+
+
+#: images resampled per step: on the CPU one image's gathers stay in cache (a batch of 64 5-band
+#: images at once was 1.6x slower); a GPU takes the whole batch in one step
+CPU_CHUNK = 1
 
 
 def resample_batch(images, coords, area_ratios, xp, conserve_flux: bool):
@@ -106,8 +114,19 @@ def resample_batch(images, coords, area_ratios, xp, conserve_flux: bool):
     images = xp.asarray(np.stack(images)).astype(xp.float64)  # (N, C, h, w)
     if coords[0] is None:
         return images
-    n, c, in_h, in_w = images.shape
     coords = xp.asarray(np.stack(coords))  # (N, 2, H, W)
+    factors = xp.asarray(np.asarray(area_ratios if conserve_flux else [1.0] * len(images)))
+    step = CPU_CHUNK if xp is np else len(images)
+    parts = [
+        _bilinear(images[i : i + step], coords[i : i + step], factors[i : i + step], xp)
+        for i in range(0, len(images), step)
+    ]
+    return parts[0] if len(parts) == 1 else xp.concatenate(parts)
+
+
+def _bilinear(images, coords, factors, xp):
+    """``resample_batch`` of one step: (n, C, H, W) images times their ``factors``."""
+    n, c, in_h, in_w = images.shape
     h, w = coords.shape[-2:]
     rows, cols = coords[:, 0].reshape(n, 1, h * w), coords[:, 1].reshape(n, 1, h * w)
     # astropy gives NaN for grid pixels its projection cannot reach (the far side of the sky)
@@ -127,7 +146,4 @@ def resample_batch(images, coords, area_ratios, xp, conserve_flux: bool):
     outside = (
         unreachable | (rows < -0.5) | (rows > in_h - 0.5) | (cols < -0.5) | (cols > in_w - 0.5)
     )
-    out = xp.where(outside, xp.nan, out).reshape(n, c, h, w)
-    if conserve_flux:
-        out = out * xp.asarray(np.asarray(area_ratios))[:, None, None, None]
-    return out
+    return xp.where(outside, xp.nan, out).reshape(n, c, h, w) * factors[:, None, None, None]

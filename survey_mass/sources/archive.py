@@ -22,7 +22,7 @@ from survey_mass.sources.base import Cutout, CutoutError, CutoutFailure, Target
 from survey_mass.sources.net.cache import RequestCache
 from survey_mass.sources.net.transport import DefaultTransport, Service, Transport
 from survey_mass.spec.base import StrictModel
-from survey_mass.wcs import tan_wcs
+from survey_mass.wcs import header_wcs, tan_wcs
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +267,7 @@ def celestial_wcs_of(header, what: str) -> WCS:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            wcs = WCS(header).celestial
+            wcs = header_wcs(header)
     except Exception as err:
         raise CutoutError("missing_wcs", f"{what}: WCS cannot be parsed ({err})") from err
     if wcs.naxis != 2 or not wcs.has_celestial:

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 import numpy as np
 from astropy import units as u
 from astropy.io import fits
-from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 from scipy import ndimage
 from scipy.special import erf
@@ -40,6 +39,7 @@ from survey_mass.physics.cosmology import (
     luminosity_distance_mpc,
     r500_mpc,
 )
+from survey_mass.wcs import header_wcs
 
 LX_CORE, LX_OUTER = 0.15, 1.0  # core-excised annulus [R500]
 RICHNESS_RADIUS_MPC, RICHNESS_BACKGROUND_MPC = 1.0, 1.3
@@ -49,7 +49,7 @@ DETECTION_SNR = 4.0
 
 def _pixel_grid(header: fits.Header, shape: tuple[int, int]):
     """Pixel scale [deg] and each pixel's offset from the cutout centre [pixels] (rows, cols)."""
-    wcs = WCS(header).celestial
+    wcs = header_wcs(header)
     scale = float(np.mean(proj_plane_pixel_scales(wcs)))
     centre_col, centre_row = wcs.world_to_pixel_values(*wcs.wcs.crval)
     rows, cols = np.indices(shape)
