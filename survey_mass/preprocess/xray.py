@@ -56,7 +56,7 @@ def _scale(batch, cutouts: Sequence[Cutout], xp):
     lum = (batch - xp.asarray(background)[:, None, None, None]) * xp.asarray(to_lum)[
         :, None, None, None
     ]
-    return xp.arcsinh(lum / STRETCH)
+    return xp.arcsinh((lum / STRETCH).astype(xp.float32))  # float32: see preprocess.optical
 
 
 def _check_exposure(header) -> None:
