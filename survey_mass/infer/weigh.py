@@ -13,6 +13,9 @@ from survey_mass.preprocess.batch import Prepared
 from survey_mass.preprocess.guard import prepare_for_model
 from survey_mass.sources.base import Cutout, CutoutFailure, Source, Target, fetch_guarded
 
+#: instruments whose model inputs also give a detection S/N, and its function of (inputs, xp)
+SNR_OF_INPUTS = {"sz": matched_filter_snr}
+
 
 def prepare(ensemble: FoldEnsemble, cutouts: list[Cutout], xp) -> Prepared:
     """The cutouts preprocessed for ``ensemble``: model-ready rows, the rest as failures."""
@@ -36,7 +39,7 @@ def weigh(
     tta: bool,
 ) -> tuple[dict, dict]:
     """(target_id -> (log M, spread, sigma, S/N), target_id -> failure) of one instrument's
-    ensemble; S/N is the y map's matched-filter S/N for SZ (``infer.sz_snr``), NaN otherwise."""
+    ensemble; S/N is that of :data:`SNR_OF_INPUTS` (SZ: the y map's matched filter), else NaN."""
     results, failures = {}, {}
     for start in range(0, len(targets), batch_size):
         cutouts = []
@@ -51,11 +54,8 @@ def weigh(
             continue
         z = np.array([c.target.z for c in prepared.cutouts])
         pred = ensemble.predict(prepared.inputs, z=z, xp=xp, tta=tta, batch_size=batch_size)
-        snr = (
-            matched_filter_snr(prepared.inputs, xp)
-            if instrument == "sz"
-            else np.full(len(z), np.nan)
-        )
+        snr_of = SNR_OF_INPUTS.get(instrument)
+        snr = snr_of(prepared.inputs, xp) if snr_of else np.full(len(z), np.nan)
         for i, c in enumerate(prepared.cutouts):
             if np.isnan(pred.log10_m500[i]):
                 failures[c.target.target_id] = _outside_bins(c, ensemble)

@@ -24,7 +24,6 @@ from survey_mass.validate.evaluate import (
     LOW_Z_MAX,
     evaluation_spec,
     in_calibration_stratum,
-    psz2_detections,
     refuse_training_seed,
     run_massive,
 )
@@ -186,7 +185,7 @@ def run_calibration(
         wide, cone = run_massive(
             seed, massive, instruments, raw, mock, out, client, detections=True, low_z=True
         )
-        detected = frozenset(psz2_detections(spec.source.mock, cone))
+        detected = frozenset(wide.loc[wide["psz2_detected"], "target_id"])
         joined, weight = stratified(
             joined, wide, spec.targets.footprint.radius_deg, cone.radius_deg, detected
         )

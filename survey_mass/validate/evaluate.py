@@ -260,8 +260,9 @@ def massive_sample(
 ):
     """(footprint, truth) of about ``n`` clusters above 10^14.5 at z < 0.4: a wide cone, as rare
     as they are (~0.1 per deg^2), so that the massive end is measured on hundreds, not a few;
-    ``with_detections`` adds the cone's mock PSZ2 detections (S/N >= 4.5) of any mass and z,
-    ``with_low_z`` its clusters below ``LOW_Z_MAX`` of any mass."""
+    ``with_detections`` adds the cone's mock PSZ2 detections (S/N >= 4.5) of any mass and z
+    (flagged in a ``psz2_detected`` column), ``with_low_z`` its clusters below ``LOW_Z_MAX`` of
+    any mass."""
     from survey_mass.mock.universe import clusters_per_deg2
     from survey_mass.spec.footprint import ConeFootprint
     from survey_mass.spec.universe import UniverseSpec
@@ -275,7 +276,9 @@ def massive_sample(
     truth = mock_truth(universe, footprint)
     keep = in_calibration_stratum(truth) if with_low_z else in_massive_stratum(truth)
     if with_detections:
-        keep |= truth["target_id"].isin(psz2_detections(universe, footprint)).to_numpy()
+        detected = truth["target_id"].isin(psz2_detections(universe, footprint))
+        truth = truth.assign(psz2_detected=detected)
+        keep |= detected.to_numpy()
     return footprint, truth[keep].reset_index(drop=True)
 
 
@@ -301,7 +304,7 @@ def run_massive(
 ):
     """The massive end (with ``detections`` the mock PSZ2 detections, with ``low_z`` the nearby
     clusters) of a wide cone, weighed as a target catalog by the production path, joined to
-    truth; and the cone."""
+    truth (with ``detections``, its ``psz2_detected`` flags); and the cone."""
     from survey_mass.catalog.reader import read_mass_catalog
     from survey_mass.runner.job import run_job
 
@@ -320,7 +323,8 @@ def run_massive(
     )
     run_job(spec, client=client, progress=True)
     catalog = read_mass_catalog(spec.output.url)
-    return catalog.merge(truth[["target_id", "log10_m500"]], on="target_id", how="inner"), footprint
+    known = truth[[c for c in ("target_id", "log10_m500", "psz2_detected") if c in truth]]
+    return catalog.merge(known, on="target_id", how="inner"), footprint
 
 
 def run_evaluation(

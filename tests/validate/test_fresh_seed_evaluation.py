@@ -9,10 +9,13 @@ import pandas as pd
 import pytest
 
 from survey_mass.errors import UserError
+from survey_mass.spec.universe import UniverseSpec
 from survey_mass.validate.evaluate import (
     estimate_table,
     markdown,
+    massive_sample,
     massive_table,
+    psz2_detections,
     refuse_training_seed,
     run_evaluation,
     training_seeds,
@@ -63,6 +66,14 @@ def test_the_massive_end_is_binned_in_true_mass_below_z_04():
     expected = ((frame["z"] < 0.4) & (frame["log10_m500"] > 14.5)).sum()
     assert sum(r["n"] for r in rows) == expected
     assert rows[0]["xray"]["median_dex"] == pytest.approx(0.02, abs=0.03)
+
+
+def test_the_massive_sample_flags_the_cones_planck_detections_once():
+    cone, truth = massive_sample(5150, 4, {"physics": "v2"}, with_detections=True)
+    detected = set(psz2_detections(UniverseSpec(seed=5150, physics="v2"), cone))
+    assert set(truth.loc[truth["psz2_detected"], "target_id"]) == detected and detected
+    massive = (truth["z"] < 0.4) & (truth["log10_m500"] > 14.5)
+    assert (truth["psz2_detected"] | massive).all()  # nothing else was kept
 
 
 def test_a_training_seed_is_refused_by_name():
