@@ -105,14 +105,16 @@ mock = {{ seed = 99, density_scale = {DENSITY_SCALE} }}
 n_workers = 2
 threads_per_worker = 1
 memory_limit = "3GiB"
+dashboard = false
 [output]
 url = "{url}"
 """)
 
 
-def run_once(n_targets: int, mode: str, workdir: Path) -> dict:
-    from distributed import Client, LocalCluster
+def run_once(n_targets: int, mode: str, workdir: Path, worker_profile: bool = False) -> dict:
+    from distributed import Client
 
+    from survey_mass.runner.dask_cluster import make_cluster
     from survey_mass.runner.job import run_job
     from survey_mass.targets.plan import plan_shards
 
@@ -123,19 +125,13 @@ def run_once(n_targets: int, mode: str, workdir: Path) -> dict:
         calls.write_text("")
         stub.write_text(STUB.format(calls=str(calls)))
         preload = [str(stub)]
+    # the job's own cluster (runner.dask_cluster), as `survey-mass run` starts it
+    compute = spec.cluster.model_copy(
+        update={"options": {"preload": preload}, "worker_profile": worker_profile}
+    )
     with PeakRSS() as rss:
         start = time.perf_counter()
-        with (
-            LocalCluster(
-                n_workers=spec.cluster.n_workers,
-                threads_per_worker=spec.cluster.threads_per_worker,
-                memory_limit=spec.cluster.memory_limit,
-                processes=True,
-                dashboard_address=None,
-                preload=preload,
-            ) as cluster,
-            Client(cluster) as client,
-        ):
+        with make_cluster(compute) as cluster, Client(cluster) as client:
             summary = run_job(spec, client=client, progress=False)
         seconds = time.perf_counter() - start
     stubbed = sum(map(int, calls.read_text().split())) if mode == "targets-only" else 0
@@ -144,6 +140,7 @@ def run_once(n_targets: int, mode: str, workdir: Path) -> dict:
     return {
         "stub_weighed_targets": stubbed,
         "mode": mode,
+        "worker_profile": worker_profile,
         "targets": summary.rows + summary.quarantined,
         "weighed": summary.rows,
         "shards": summary.shards,
@@ -177,6 +174,11 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--mode", choices=["full", "targets-only"], default="targets-only")
+    parser.add_argument(
+        "--worker-profile",
+        action="store_true",
+        help="workers sample their stacks (cluster.worker_profile; off in production)",
+    )
     parser.add_argument("--json", type=Path, help="append each result as a JSON line here")
     parser.add_argument("--smoke", action="store_true", help="300 targets-only targets, seconds")
     args = parser.parse_args(argv)
@@ -185,7 +187,7 @@ def main(argv=None) -> None:
     print(json.dumps(machine()))
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         for n in args.targets:
-            result = run_once(n, args.mode, Path(tmp))
+            result = run_once(n, args.mode, Path(tmp), args.worker_profile)
             result["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
             print(json.dumps(result), flush=True)
             if args.json:

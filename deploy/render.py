@@ -52,7 +52,12 @@ class Deployment:
     s3_secret: str = "survey-mass-s3"
     name: str = "survey-mass-nightly"
     extra_env: dict[str, str] = field(
-        default_factory=lambda: {"TF_FORCE_GPU_ALLOW_GROWTH": "true", "TF_CPP_MIN_LOG_LEVEL": "2"}
+        default_factory=lambda: {
+            "TF_FORCE_GPU_ALLOW_GROWTH": "true",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            # no stack sampling on batch workers: its history grows with the run (runner.dask_cluster)
+            "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
+        }
     )
 
     def command(self, cluster: str, job: str | None = None) -> str:

@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Iterator
 
+import dask
 from distributed import Client, LocalCluster
 
 from survey_mass.errors import UserError
@@ -70,18 +71,23 @@ def _local_cluster(spec: ComputeSpec) -> LocalCluster:
     )
 
 
+#: Dask config of the workers' statistical profiler (the nannies pass it to the workers they start)
+WORKER_PROFILE = "distributed.worker.profile.enabled"
+
+
 def make_cluster(spec: ComputeSpec):
     """A new cluster object for ``spec`` (not for kind = 'address')."""
     if spec.kind == "local":
-        with _workers_ignore_ctrl_c():
+        with _workers_ignore_ctrl_c(), dask.config.set({WORKER_PROFILE: spec.worker_profile}):
             return _local_cluster(spec)
     if spec.kind == "local-cuda":
         dask_cuda = _optional("dask_cuda", "gpu")
-        return dask_cuda.LocalCUDACluster(
-            threads_per_worker=spec.threads_per_worker,
-            memory_limit=spec.memory_limit,
-            **spec.options,
-        )
+        with dask.config.set({WORKER_PROFILE: spec.worker_profile}):
+            return dask_cuda.LocalCUDACluster(
+                threads_per_worker=spec.threads_per_worker,
+                memory_limit=spec.memory_limit,
+                **spec.options,
+            )
     if spec.kind == "slurm":
         jobqueue = _optional("dask_jobqueue", "deploy")
         cluster = jobqueue.SLURMCluster(**slurm_worker_options(spec))

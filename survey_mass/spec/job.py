@@ -123,6 +123,11 @@ class ComputeSpec(StrictModel):
     n_workers: int = Field(2, ge=1)
     threads_per_worker: int = Field(1, ge=1)
     dashboard: bool = Field(True, description="serve (and print the link of) the Dask dashboard")
+    worker_profile: bool = Field(
+        False,
+        description="sample the workers' stacks for the dashboard's Profile page; its history "
+        "(one sample tree a second, the last 1000 s) grows a worker by ~25 MB over a long run",
+    )
     memory_limit: str = Field(
         "4GiB", description="per worker: '4GiB', '500MB', 'auto' or 0 (no limit)"
     )
