@@ -5,8 +5,8 @@ astropy parses a FITS header's WCS in ~1.5 ms (it renders and verifies every car
 128^2 grid between two WCSs in ~4 ms; a batch of cutouts paid both per cutout, more than the CNN.
 A plain TAN WCS (no PC/CD rotation cards, no PV, SIP or distortion tables) is six numbers, and the
 map from one TAN grid to another is a linear step, a 3 x 3 rotation and a projection: the paths
-here compute it in ``xp`` for a whole batch and agree with astropy (wcslib) to ~1e-10 pixel.
-Anything else goes to astropy.
+here compute it (in ``xp``, for any number of grid pairs) and agree with astropy (wcslib) to
+~1e-10 pixel. Anything else goes to astropy.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import numpy as np
 from astropy.wcs import WCS
 
 PLAIN_CTYPES = ("RA---TAN", "DEC--TAN")
+#: the numeric cards a plain TAN header's WCS is built from
+NUMBER_CARDS = ("CRVAL1", "CRVAL2", "CRPIX1", "CRPIX2", "CDELT1", "CDELT2", "LONPOLE", "LATPOLE")
 #: header cards that would change a TAN header's mapping beyond its six numbers: such a header
 #: goes to astropy's full parse
 _NOT_PLAIN = re.compile(
@@ -47,6 +49,9 @@ def _plain_tan_header(header) -> WCS | None:
         return None
     if header.get("WCSAXES", 2) != 2:
         return None
+    values = [header.get(k) for k in NUMBER_CARDS]
+    if any(isinstance(v, bool) or not isinstance(v, (int, float, type(None))) for v in values):
+        return None  # astropy ignores (or rejects) a card that is not a number: it says which
     try:
         numbers = {
             key: float(header.get(key, default))
@@ -77,6 +82,8 @@ def _plain_tan_header(header) -> WCS | None:
     if "EQUINOX" in poles:
         wcs.wcs.equinox = poles["EQUINOX"]
     wcs.wcs.set()  # as astropy's parse does: a singular or invalid WCS raises here
+    if isinstance(header.get("NAXIS1"), int) and isinstance(header.get("NAXIS2"), int):
+        wcs.pixel_shape = (header["NAXIS1"], header["NAXIS2"])
     return wcs
 
 

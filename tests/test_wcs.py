@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from astropy import units as u
 from astropy.io import fits
 from astropy.wcs import WCS
 
+from survey_mass.preprocess.resample import (
+    GridSpec,
+    _agrees_with_astropy,
+    celestial_wcs,
+    grid_coordinates,
+)
 from survey_mass.wcs import _plain_tan_header, header_wcs, is_plain_tan, tan_pixel_map, tan_wcs
 
 
@@ -61,12 +68,55 @@ def _tpv(header):
     header["PV2_1"] = 1.0
 
 
-@pytest.mark.parametrize("edit", [_rotated, _sip, _arcsec, _tpv])
+def _cd_only(header):
+    scale = header["CDELT2"]
+    del header["CDELT1"], header["CDELT2"]
+    header["CD1_1"], header["CD2_2"], header["CD1_2"], header["CD2_1"] = -scale, scale, 1e-5, 2e-5
+
+
+def _crota(header):
+    header["CROTA2"] = 30.0
+
+
+def _sip_cards_under_plain_ctypes(header):  # astropy applies them all the same
+    header["A_ORDER"] = header["B_ORDER"] = 2
+    header["A_2_0"] = header["B_0_2"] = 1e-4
+
+
+def _string_crval(header):  # not a number: astropy reads it as the default
+    header["CRVAL1"] = "150.0"
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [_rotated, _sip, _arcsec, _tpv, _cd_only, _crota, _sip_cards_under_plain_ctypes, _string_crval],
+)
 def test_any_other_wcs_goes_to_astropys_full_parse(edit):
     header = _fresh(tan_wcs(150.0, 2.0, 0.0011, 128))
     edit(header)
     assert _plain_tan_header(header) is None
     assert _mapping_error(header_wcs(header), WCS(header).celestial) == 0.0
+
+
+@pytest.mark.parametrize("edit", [_rotated, _cd_only, _crota, _sip_cards_under_plain_ctypes])
+def test_the_model_grid_lands_where_astropy_puts_it_on_any_tan_cutout(edit):
+    header = _fresh(tan_wcs(150.0, 2.0, 0.0011, 128))
+    edit(header)
+    in_wcs = celestial_wcs(header)
+    grid = GridSpec(npix=32, width=2.0 * u.Mpc)
+    coords, _ = grid_coordinates(in_wcs, grid, 150.01, 2.005, 0.3)
+    yy, xx = np.mgrid[0:32, 0:32]
+    world = grid.wcs(150.01, 2.005, 0.3).pixel_to_world_values(xx, yy)
+    col, row = in_wcs.world_to_pixel_values(*world)
+    np.testing.assert_allclose(coords, np.stack([row, col]), rtol=0, atol=1e-8)
+
+
+def test_a_tan_map_that_disagrees_with_astropy_is_not_used():
+    out_wcs, in_wcs = tan_wcs(150.0, 2.0, 0.001, 32), tan_wcs(150.01, 2.0, 0.0011, 40)
+    fast = tan_pixel_map([out_wcs], [in_wcs], 32, np)[0]
+    assert _agrees_with_astropy(fast, out_wcs, in_wcs)
+    fast[0, 31, 0] += 1e-3  # a corner off, as a distortion wcslib applies inside would put it
+    assert not _agrees_with_astropy(fast, out_wcs, in_wcs)
 
 
 def test_a_singular_plain_header_is_an_error_as_in_astropy():
@@ -87,6 +137,7 @@ def test_the_tan_to_tan_pixel_map_is_astropys_to_1e9_pixel_across_the_sky():
             ra + rng.normal(0, 0.05), np.clip(dec + rng.normal(0, 0.05), -89.9, 89.9), 0.003, 40
         )
         inner.wcs.crpix = rng.uniform(5, 35, 2)
+        inner.wcs.pc = [[1.0, rng.uniform(-0.3, 0.3)], [rng.uniform(-0.3, 0.3), 1.0]]  # rotated
         inner.wcs.lonpole = rng.choice([180.0, 175.0])
         ins.append(inner)
     got = tan_pixel_map(outs, ins, 32, np)
