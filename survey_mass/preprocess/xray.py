@@ -20,7 +20,7 @@ from astropy.io import fits
 from astropy.wcs.utils import proj_plane_pixel_scales
 
 from survey_mass.constants import ACIS_COUNTS_PER_ERG_CM2, COSMOLOGY, XRAY_APERTURE, XRAY_GRID
-from survey_mass.preprocess.batch import Prepared, prepare_batch
+from survey_mass.preprocess.batch import Prepared, asinh_float32, prepare_batch
 from survey_mass.preprocess.resample import PARSED_WCS, GridSpec, ResampleError, celestial_wcs
 from survey_mass.sources.base import Cutout, CutoutFailure
 from survey_mass.xp import to_numpy
@@ -56,7 +56,7 @@ def _scale(batch, cutouts: Sequence[Cutout], xp):
     lum = (batch - xp.asarray(background)[:, None, None, None]) * xp.asarray(to_lum)[
         :, None, None, None
     ]
-    return xp.arcsinh((lum / STRETCH).astype(xp.float32))  # float32: see preprocess.optical
+    return asinh_float32(lum / STRETCH, xp)
 
 
 def _check_exposure(header) -> None:

@@ -89,3 +89,19 @@ def test_a_batch_of_only_bad_exposures_is_empty_with_every_failure():
     prepared = preprocess_xray(cutouts, np)
     assert [f.reason for f in prepared.failures] == ["bad_exposure", "bad_exposure"]
     assert prepared.cutouts == [] and prepared.inputs.shape == (0, 128, 128, 1)
+
+
+def test_a_tiny_exposure_that_overflows_the_stretch_costs_only_its_row():
+    # 1e-33 s passes the EXPOSURE checks; its luminosities (~1e41 stretches) exceed float32
+    from survey_mass.preprocess.guard import NONFINITE_DETAIL, prepare_for_model
+    from survey_mass.preprocess.xray import VERSION
+
+    cutouts = _cutouts(3)
+    cutouts[0].hdul[0].header["EXPOSURE"] = 1e-33
+    prepared = prepare_for_model(VERSION, (128, 128, 1), "xray-test", cutouts, np)
+    assert [(f.reason, f.detail) for f in prepared.failures] == [
+        ("nonfinite_input", NONFINITE_DETAIL)
+    ]
+    assert prepared.failures[0].target == cutouts[0].target
+    assert [c.target for c in prepared.cutouts] == [c.target for c in cutouts[1:]]
+    assert np.isfinite(prepared.inputs).all()
