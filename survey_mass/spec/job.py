@@ -126,7 +126,9 @@ class ComputeSpec(StrictModel):
     worker_profile: bool = Field(
         False,
         description="sample the workers' stacks for the dashboard's Profile page; its history "
-        "(one sample tree a second, the last 1000 s) grows a worker by ~25 MB over a long run",
+        "(one sample tree a second, the last 1000 s) grows a worker by ~25 MB over a long run. "
+        "Local and local-cuda clusters; deployed workers take "
+        "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED from their environment (deploy/)",
     )
     memory_limit: str = Field(
         "4GiB", description="per worker: '4GiB', '500MB', 'auto' or 0 (no limit)"

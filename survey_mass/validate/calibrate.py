@@ -182,10 +182,9 @@ def run_calibration(
     }
     weight = None
     if massive:
-        wide, cone = run_massive(
+        wide, cone, detected = run_massive(
             seed, massive, instruments, raw, mock, out, client, detections=True, low_z=True
         )
-        detected = frozenset(wide.loc[wide["psz2_detected"], "target_id"])
         joined, weight = stratified(
             joined, wide, spec.targets.footprint.radius_deg, cone.radius_deg, detected
         )

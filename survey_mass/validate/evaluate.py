@@ -15,6 +15,7 @@ import json
 import math
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -291,6 +292,14 @@ def psz2_detections(universe, footprint) -> list[str]:
     return psz.loc[psz["SNR"] >= PSZ2_SNR_MIN, "target_id"].tolist()
 
 
+class MassiveRun(NamedTuple):
+    """What :func:`run_massive` weighed, joined to truth, and where."""
+
+    joined: pd.DataFrame
+    footprint: object  # ConeFootprint
+    detected: frozenset
+
+
 def run_massive(
     seed,
     n,
@@ -304,7 +313,8 @@ def run_massive(
 ):
     """The massive end (with ``detections`` the mock PSZ2 detections, with ``low_z`` the nearby
     clusters) of a wide cone, weighed as a target catalog by the production path, joined to
-    truth (with ``detections``, its ``psz2_detected`` flags); and the cone."""
+    truth; the cone; and (with ``detections``) the ids of the cone's PSZ2 detections, weighed
+    or not."""
     from survey_mass.catalog.reader import read_mass_catalog
     from survey_mass.runner.job import run_job
 
@@ -323,8 +333,9 @@ def run_massive(
     )
     run_job(spec, client=client, progress=True)
     catalog = read_mass_catalog(spec.output.url)
-    known = truth[[c for c in ("target_id", "log10_m500", "psz2_detected") if c in truth]]
-    return catalog.merge(known, on="target_id", how="inner"), footprint
+    joined = catalog.merge(truth[["target_id", "log10_m500"]], on="target_id", how="inner")
+    detected = truth.loc[truth["psz2_detected"], "target_id"] if detections else []
+    return MassiveRun(joined, footprint, frozenset(detected))
 
 
 def run_evaluation(
@@ -369,7 +380,7 @@ def run_evaluation(
         "massive": massive_table(joined),
     }
     if massive:
-        wide, cone = run_massive(seed, massive, instruments, models, mock, out, client, True)
+        wide, cone, _ = run_massive(seed, massive, instruments, models, mock, out, client, True)
         stratum = wide[in_massive_stratum(wide)]
         numbers["massive"], numbers["n_massive"] = massive_table(stratum), int(len(stratum))
         if "sz" in spec.instruments:  # Planck detections are too rare for the fresh cone
