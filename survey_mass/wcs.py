@@ -12,11 +12,14 @@ here compute it (in ``xp``, for any number of grid pairs) and agree with astropy
 from __future__ import annotations
 
 import re
+import weakref
 
 import numpy as np
 from astropy.wcs import WCS
 
 PLAIN_CTYPES = ("RA---TAN", "DEC--TAN")
+#: the WCSs built here from six numbers: plain by construction (``built_plain``)
+_BUILT_PLAIN: weakref.WeakSet = weakref.WeakSet()
 #: the numeric cards a plain TAN header's WCS is built from
 NUMBER_CARDS = ("CRVAL1", "CRVAL2", "CRPIX1", "CRPIX2", "CDELT1", "CDELT2", "LONPOLE", "LATPOLE")
 #: header cards that would change a TAN header's mapping beyond its six numbers: such a header
@@ -36,6 +39,7 @@ def tan_wcs(ra: float, dec: float, scale_deg: float, npix: int) -> WCS:
     wcs.wcs.cunit = ["deg", "deg"]
     wcs.wcs.radesys = "ICRS"
     wcs.wcs.equinox = 2000.0
+    _BUILT_PLAIN.add(wcs)
     return wcs
 
 
@@ -84,6 +88,7 @@ def _plain_tan_header(header) -> WCS | None:
     wcs.wcs.set()  # as astropy's parse does: a singular or invalid WCS raises here
     if isinstance(header.get("NAXIS1"), int) and isinstance(header.get("NAXIS2"), int):
         wcs.pixel_shape = (header["NAXIS1"], header["NAXIS2"])
+    _BUILT_PLAIN.add(wcs)
     return wcs
 
 
@@ -92,6 +97,12 @@ def header_wcs(header) -> WCS:
     astropy's full parse (``WCS(header).celestial``, which raises on a header it cannot read)."""
     plain = _plain_tan_header(header)
     return plain if plain is not None else WCS(header).celestial
+
+
+def built_plain(wcs: WCS) -> bool:
+    """Whether ``wcs`` was built here (``tan_wcs``, a plain header's cards): nothing but the TAN
+    projection maps it, so ``tan_pixel_map`` needs no check against astropy."""
+    return wcs in _BUILT_PLAIN
 
 
 def is_plain_tan(wcs: WCS) -> bool:

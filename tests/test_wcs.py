@@ -14,7 +14,14 @@ from survey_mass.preprocess.resample import (
     celestial_wcs,
     grid_coordinates,
 )
-from survey_mass.wcs import _plain_tan_header, header_wcs, is_plain_tan, tan_pixel_map, tan_wcs
+from survey_mass.wcs import (
+    _plain_tan_header,
+    built_plain,
+    header_wcs,
+    is_plain_tan,
+    tan_pixel_map,
+    tan_wcs,
+)
 
 
 def _fresh(wcs: WCS) -> fits.Header:
@@ -109,6 +116,14 @@ def test_the_model_grid_lands_where_astropy_puts_it_on_any_tan_cutout(edit):
     world = grid.wcs(150.01, 2.005, 0.3).pixel_to_world_values(xx, yy)
     col, row = in_wcs.world_to_pixel_values(*world)
     np.testing.assert_allclose(coords, np.stack([row, col]), rtol=0, atol=1e-8)
+
+
+def test_only_the_wcss_built_from_six_numbers_skip_the_check_against_astropy():
+    header = _fresh(tan_wcs(150.0, 2.0, 0.0011, 128))
+    assert built_plain(tan_wcs(150.0, 2.0, 0.0011, 128)) and built_plain(header_wcs(header))
+    assert not built_plain(WCS(header).celestial)  # parsed by astropy: spot-checked
+    _rotated(header)
+    assert not built_plain(header_wcs(header))
 
 
 def test_a_tan_map_that_disagrees_with_astropy_is_not_used():

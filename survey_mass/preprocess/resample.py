@@ -16,7 +16,7 @@ from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_area
 
 from survey_mass.constants import COSMOLOGY
-from survey_mass.wcs import header_wcs, is_plain_tan, tan_pixel_map, tan_wcs
+from survey_mass.wcs import built_plain, header_wcs, is_plain_tan, tan_pixel_map, tan_wcs
 
 #: A cutout must cover at least this fraction of the model grid to be used.
 MIN_COVERAGE = 0.95
@@ -91,7 +91,7 @@ def grid_coordinates(in_wcs: WCS, grid: GridSpec, ra: float, dec: float, z: floa
     area_ratio = proj_plane_pixel_area(out_wcs) / proj_plane_pixel_area(in_wcs)
     if is_plain_tan(in_wcs):
         fast = tan_pixel_map([out_wcs], [in_wcs], grid.npix, np)[0]
-        if _agrees_with_astropy(fast, out_wcs, in_wcs):
+        if built_plain(in_wcs) or _agrees_with_astropy(fast, out_wcs, in_wcs):
             return fast, area_ratio
     yy, xx = np.mgrid[0 : grid.npix, 0 : grid.npix]
     world = out_wcs.pixel_to_world_values(xx, yy)
@@ -104,8 +104,9 @@ SPOT_CHECK_PIXELS = 1e-6
 
 
 def _agrees_with_astropy(fast: np.ndarray, out_wcs: WCS, in_wcs: WCS) -> bool:
-    """Whether the TAN map equals astropy's at the grid's corners and centre: a distortion that
-    wcslib applies inside (e.g. Paper IV ``CQDISi`` cards) is invisible to ``is_plain_tan``."""
+    """Whether the TAN map equals astropy's at the grid's corners and centre, for a WCS astropy
+    parsed: a distortion wcslib applies inside (Paper IV ``CQDISi`` cards) is invisible to
+    ``is_plain_tan``."""
     n = fast.shape[-1]
     rows, cols = np.array([0, 0, n - 1, n - 1, n // 2]), np.array([0, n - 1, 0, n - 1, n // 2])
     col, row = in_wcs.world_to_pixel_values(*out_wcs.pixel_to_world_values(cols, rows))
