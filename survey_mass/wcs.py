@@ -20,8 +20,18 @@ from astropy.wcs import WCS
 PLAIN_CTYPES = ("RA---TAN", "DEC--TAN")
 #: the WCSs built here from six numbers: plain by construction (``built_plain``)
 _BUILT_PLAIN: weakref.WeakSet = weakref.WeakSet()
-#: the numeric cards a plain TAN header's WCS is built from
-NUMBER_CARDS = ("CRVAL1", "CRVAL2", "CRPIX1", "CRPIX2", "CDELT1", "CDELT2", "LONPOLE", "LATPOLE")
+#: the numeric cards a plain TAN header's WCS is built from (read once, numbers only)
+NUMBER_CARDS = (
+    "CRVAL1",
+    "CRVAL2",
+    "CRPIX1",
+    "CRPIX2",
+    "CDELT1",
+    "CDELT2",
+    "LONPOLE",
+    "LATPOLE",
+    "EQUINOX",
+)
 #: header cards that would change a TAN header's mapping beyond its six numbers: such a header
 #: goes to astropy's full parse
 _NOT_PLAIN = re.compile(
@@ -53,38 +63,26 @@ def _plain_tan_header(header) -> WCS | None:
         return None
     if header.get("WCSAXES", 2) != 2:
         return None
-    values = [header.get(k) for k in NUMBER_CARDS]
-    if any(isinstance(v, bool) or not isinstance(v, (int, float, type(None))) for v in values):
+    cards = {key: header.get(key) for key in NUMBER_CARDS}
+    if any(
+        isinstance(v, bool) or not isinstance(v, (int, float, type(None))) for v in cards.values()
+    ):
         return None  # astropy ignores (or rejects) a card that is not a number: it says which
-    try:
-        numbers = {
-            key: float(header.get(key, default))
-            for key, default in [
-                ("CRVAL1", 0.0),
-                ("CRVAL2", 0.0),
-                ("CRPIX1", 0.0),
-                ("CRPIX2", 0.0),
-                ("CDELT1", 1.0),
-                ("CDELT2", 1.0),
-            ]
-        }
-        poles = {k: float(header[k]) for k in ("LONPOLE", "LATPOLE", "EQUINOX") if k in header}
-    except (TypeError, ValueError):
-        return None  # astropy's parse says what is wrong
+    number = {key: float(v) for key, v in cards.items() if v is not None}
     wcs = WCS(naxis=2)
     wcs.wcs.ctype = list(PLAIN_CTYPES)
-    wcs.wcs.crval = [numbers["CRVAL1"], numbers["CRVAL2"]]
-    wcs.wcs.crpix = [numbers["CRPIX1"], numbers["CRPIX2"]]
-    wcs.wcs.cdelt = [numbers["CDELT1"], numbers["CDELT2"]]
+    wcs.wcs.crval = [number.get("CRVAL1", 0.0), number.get("CRVAL2", 0.0)]
+    wcs.wcs.crpix = [number.get("CRPIX1", 0.0), number.get("CRPIX2", 0.0)]
+    wcs.wcs.cdelt = [number.get("CDELT1", 1.0), number.get("CDELT2", 1.0)]
     wcs.wcs.cunit = ["deg", "deg"]
-    if "LONPOLE" in poles:
-        wcs.wcs.lonpole = poles["LONPOLE"]
-    if "LATPOLE" in poles:
-        wcs.wcs.latpole = poles["LATPOLE"]
+    if "LONPOLE" in number:
+        wcs.wcs.lonpole = number["LONPOLE"]
+    if "LATPOLE" in number:
+        wcs.wcs.latpole = number["LATPOLE"]
     if "RADESYS" in header:
         wcs.wcs.radesys = str(header["RADESYS"])
-    if "EQUINOX" in poles:
-        wcs.wcs.equinox = poles["EQUINOX"]
+    if "EQUINOX" in number:
+        wcs.wcs.equinox = number["EQUINOX"]
     wcs.wcs.set()  # as astropy's parse does: a singular or invalid WCS raises here
     if isinstance(header.get("NAXIS1"), int) and isinstance(header.get("NAXIS2"), int):
         wcs.pixel_shape = (header["NAXIS1"], header["NAXIS2"])
