@@ -153,7 +153,7 @@ def photon_image(
 
 def xray_hdul(c: pd.Series, seed: int) -> fits.HDUList:
     """The mock Chandra cutout of one cluster, as FITS with a TAN WCS."""
-    emap = chip_exposure(c, XRAY_GRID)  # once per cutout: it costs as much as the cluster
+    emap = chip_exposure(c, XRAY_GRID)  # once: the photons and the EXPMAP extension share it
     image, exposure = photon_image(c, seed, XRAY_GRID, emap)
     header = physical_grid_wcs(c.ra, c.dec, c.z, XRAY_APERTURE, XRAY_GRID).to_header()
     header["TELESCOP"] = "CHANDRA"

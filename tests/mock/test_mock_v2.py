@@ -102,6 +102,31 @@ def test_acis_field_of_view_at_low_and_high_z():
     assert fine[100, 100] > 0.85 and not fine[0, 0]  # on a chip; off the 16.9' array
 
 
+def _exposure_by_formula(state, npix, pixel_arcmin):
+    """The exposure map written out as array expressions: what the compiled loop must equal."""
+    offsets = ((np.arange(4) + 0.5) / 4 - 0.5) * pixel_arcmin
+    grid = (np.arange(npix) - (npix - 1) / 2) * pixel_arcmin
+    x = grid[None, :, None, None] + offsets[None, None, None, :] - state.xray_aim_dx
+    y = grid[:, None, None, None] + offsets[None, None, :, None] - state.xray_aim_dy
+    c, s = np.cos(state.xray_roll), np.sin(state.xray_roll)
+    u, v = c * x + s * y, -s * x + c * y
+    half, gap = 1024 * 0.492 / 60 + 9 * 0.492 / 60, 9 * 0.492 / 60
+    on_chip = (np.abs(u) <= half) & (np.abs(v) <= half) & (np.abs(u) >= gap) & (np.abs(v) >= gap)
+    return (on_chip * (1 - 0.15 * np.hypot(u, v) / 10)).mean(axis=(2, 3))
+
+
+@pytest.mark.parametrize("z", [0.03, 0.2, 0.6])
+def test_exposure_map_equals_its_formula(z):
+    state = _state(z)
+    state["xray_roll"], state["xray_aim_dx"], state["xray_aim_dy"] = 0.7, 0.4, -0.3
+    pixel_arcmin = 110.0 * 0.03 / z / 128  # ~ the cutout's pixel at z
+    fast = exposure_map(state, 128, pixel_arcmin)
+    expected = _exposure_by_formula(state, 128, pixel_arcmin)
+    np.testing.assert_allclose(fast, expected, rtol=0, atol=1e-14)
+    np.testing.assert_array_equal(fast.astype(np.float32), expected.astype(np.float32))
+    assert 0 < fast.max() <= 1 and fast.min() == 0  # the chip gaps cross every cutout
+
+
 def test_preprocessing_flat_fields_and_zeroes_unobserved_sky():
     state = _state(0.03)
     hdul = RENDERERS["xray"](state, 42)
