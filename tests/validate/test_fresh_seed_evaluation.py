@@ -18,6 +18,7 @@ from survey_mass.validate.evaluate import (
     psz2_detections,
     refuse_training_seed,
     run_evaluation,
+    run_massive,
     training_seeds,
     write_results,
 )
@@ -74,6 +75,20 @@ def test_the_massive_sample_flags_the_cones_planck_detections_once():
     assert set(truth.loc[truth["psz2_detected"], "target_id"]) == detected and detected
     massive = (truth["z"] < 0.4) & (truth["log10_m500"] > 14.5)
     assert (truth["psz2_detected"] | massive).all()  # nothing else was kept
+
+
+def test_the_massive_run_weighs_every_detection_and_says_which(tmp_path, dask_client):
+    mock = {"physics": "v2"}
+    run = run_massive(5150, 4, ["xray"], {"xray": "xray-v2"}, mock, tmp_path, dask_client, True)
+    _, truth = massive_sample(5150, 4, mock, with_detections=True)
+    assert run.detected == set(truth.loc[truth["psz2_detected"], "target_id"]) and run.detected
+    # every kept cluster went through the job and came back joined to its true mass
+    assert sorted(run.joined["target_id"]) == sorted(truth["target_id"])
+    np.testing.assert_allclose(
+        run.joined.set_index("target_id")["log10_m500"].sort_index(),
+        truth.set_index("target_id")["log10_m500"].sort_index(),
+    )
+    assert run.joined["logm500_xray"].notna().all()
 
 
 def test_a_training_seed_is_refused_by_name():
