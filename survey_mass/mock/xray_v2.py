@@ -40,7 +40,17 @@ def exposure_map(state: pd.Series, npix: int, pixel_arcmin: float) -> np.ndarray
     return out
 
 
-@numba.njit(cache=True)
+def compiled(func):
+    """``numba.njit`` cached on disk (beside the source or in the user's cache directory), or
+    compiled once per process (~0.5 s) where neither is writable, e.g. a read-only container with
+    no home: numba refuses ``cache=True`` there at import time, which would stop every job."""
+    try:
+        return numba.njit(cache=True)(func)
+    except RuntimeError:
+        return numba.njit(func)
+
+
+@compiled
 def _chip_fraction(grid, offsets, aim, roll, chip, out) -> None:
     """``out[i, j]`` = mean over pixel (i, j)'s sub-samples of (on a chip) x vignetting.
 
