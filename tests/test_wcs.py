@@ -111,9 +111,10 @@ def test_the_model_grid_lands_where_astropy_puts_it_on_any_tan_cutout(edit):
     edit(header)
     in_wcs = celestial_wcs(header)
     grid = GridSpec(npix=32, width=2.0 * u.Mpc)
-    coords, _ = grid_coordinates(in_wcs, grid, 150.01, 2.005, 0.3)
+    out_wcs = grid.wcs(150.01, 2.005, 0.3)
+    coords, _ = grid_coordinates(in_wcs, out_wcs, grid.npix)
     yy, xx = np.mgrid[0:32, 0:32]
-    world = grid.wcs(150.01, 2.005, 0.3).pixel_to_world_values(xx, yy)
+    world = out_wcs.pixel_to_world_values(xx, yy)
     col, row = in_wcs.world_to_pixel_values(*world)
     np.testing.assert_allclose(coords, np.stack([row, col]), rtol=0, atol=1e-8)
 

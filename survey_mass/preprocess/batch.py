@@ -59,9 +59,10 @@ def _grid_pixels(cutout: Cutout, shape: tuple, grid: GridSpec):
     on the model grid."""
     t = cutout.target
     in_wcs = cutout.meta.get(PARSED_WCS) or celestial_wcs(cutout.hdul[0].header)
-    if on_model_grid(in_wcs, shape, grid, t.ra, t.dec, t.z):
+    out_wcs = grid.wcs(t.ra, t.dec, t.z)
+    if on_model_grid(in_wcs, shape, out_wcs, grid.npix):
         return None, 1.0
-    return grid_coordinates(in_wcs, grid, t.ra, t.dec, t.z)
+    return grid_coordinates(in_wcs, out_wcs, grid.npix)
 
 
 def asinh_float32(values, xp):

@@ -71,13 +71,13 @@ def celestial_wcs(header) -> WCS:
 SAME_GRID_DECIMALS = 1e-11
 
 
-def on_model_grid(in_wcs: WCS, shape: tuple, grid: GridSpec, ra: float, dec: float, z: float):
+def on_model_grid(in_wcs: WCS, shape: tuple, out_wcs: WCS, npix: int):
     """Whether a cutout of image ``shape`` already lies on the model grid pixel for pixel (a
     cutout service asked for the model's grid, or the mock survey): resampling would return its
     pixels unchanged, at the cost of two WCS transforms of every grid pixel."""
-    if tuple(shape[-2:]) != (grid.npix, grid.npix) or in_wcs.has_distortion:
+    if tuple(shape[-2:]) != (npix, npix) or in_wcs.has_distortion:
         return False
-    a, b = in_wcs.wcs, grid.wcs(ra, dec, z).wcs
+    a, b = in_wcs.wcs, out_wcs.wcs
     if list(a.ctype) != list(b.ctype) or [str(x) for x in a.cunit] != [str(x) for x in b.cunit]:
         return False
     pairs = [(a.crval, b.crval), (a.crpix, b.crpix), (a.get_cdelt(), b.get_cdelt())]
@@ -85,15 +85,15 @@ def on_model_grid(in_wcs: WCS, shape: tuple, grid: GridSpec, ra: float, dec: flo
     return all(np.allclose(x, y, rtol=0.0, atol=SAME_GRID_DECIMALS) for x, y in pairs)
 
 
-def grid_coordinates(in_wcs: WCS, grid: GridSpec, ra: float, dec: float, z: float):
-    """Input-pixel (row, col) of every model-grid pixel, and the output/input pixel-area ratio."""
-    out_wcs = grid.wcs(ra, dec, z)
+def grid_coordinates(in_wcs: WCS, out_wcs: WCS, npix: int):
+    """Input-pixel (row, col) of every pixel of the ``npix`` square model grid ``out_wcs``, and
+    the output/input pixel-area ratio."""
     area_ratio = proj_plane_pixel_area(out_wcs) / proj_plane_pixel_area(in_wcs)
     if is_plain_tan(in_wcs):
-        fast = tan_pixel_map([out_wcs], [in_wcs], grid.npix, np)[0]
+        fast = tan_pixel_map([out_wcs], [in_wcs], npix, np)[0]
         if built_plain(in_wcs) or _agrees_with_astropy(fast, out_wcs, in_wcs):
             return fast, area_ratio
-    yy, xx = np.mgrid[0 : grid.npix, 0 : grid.npix]
+    yy, xx = np.mgrid[0:npix, 0:npix]
     world = out_wcs.pixel_to_world_values(xx, yy)
     col, row = in_wcs.world_to_pixel_values(*world)
     return np.stack([row, col]), area_ratio
@@ -156,7 +156,10 @@ def _bilinear(images, coords, factors, xp):
     def corner(dy: int, dx: int):
         r = xp.clip(row0 + dy, 0, in_h - 1).astype(xp.int64)
         k = xp.clip(col0 + dx, 0, in_w - 1).astype(xp.int64)
-        return xp.take_along_axis(flat, r * in_w + k, axis=2)  # the index broadcasts over bands
+        index = r * in_w + k  # (n, 1, H*W): every band of an image shares it
+        if n == 1:  # the CPU's step: a plain take along the pixel axis, 4.7x faster for 5 bands
+            return xp.take(flat[0], index[0, 0], axis=1)[None]
+        return xp.take_along_axis(flat, index, axis=2)
 
     out = ((1 - dr) * (1 - dc)) * corner(0, 0) + ((1 - dr) * dc) * corner(0, 1)
     out += (dr * (1 - dc)) * corner(1, 0) + (dr * dc) * corner(1, 1)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from astropy.io import fits
 
 import survey_mass.preprocess.batch as batch
+import survey_mass.preprocess.resample as resample
 from survey_mass.preprocess.resample import resample_batch
 from survey_mass.preprocess.sz import GRID, preprocess_sz
 from survey_mass.sources.base import Cutout, Target
@@ -33,9 +35,11 @@ def test_a_cutout_on_the_model_grid_is_taken_as_it_is(monkeypatch):
     np.testing.assert_allclose(fast, slow, rtol=1e-9, atol=1e-15)
 
 
-def test_resampling_is_scipys_bilinear_with_the_edge_extended_and_nan_outside():
+@pytest.mark.parametrize("step", [1, 4])  # the CPU's one image per step; a GPU's whole batch
+def test_resampling_is_scipys_bilinear_with_the_edge_extended_and_nan_outside(step, monkeypatch):
     from scipy.ndimage import map_coordinates
 
+    monkeypatch.setattr(resample, "CPU_CHUNK", step)
     rng = np.random.default_rng(3)
     images = [rng.normal(size=(3, 20, 24)) for _ in range(4)]
     yy, xx = np.mgrid[0:16, 0:16].astype(float)

@@ -114,7 +114,9 @@ def test_resampling_onto_the_cutouts_own_grid_keeps_every_photon():
 
     cutout = _cutouts(1)[0]
     t = cutout.target
-    coords, ratio = grid_coordinates(celestial_wcs(cutout.hdul[0].header), GRID, t.ra, t.dec, t.z)
+    coords, ratio = grid_coordinates(
+        celestial_wcs(cutout.hdul[0].header), GRID.wcs(t.ra, t.dec, t.z), GRID.npix
+    )
     out = resample_batch([cutout.hdul[0].data[None].astype(float)], [coords], [ratio], np, True)
     np.testing.assert_allclose(out[0, 0], cutout.hdul[0].data, atol=1e-6)
 
@@ -131,6 +133,8 @@ def test_resampling_a_finer_image_conserves_counts():
     header["CRPIX1"] = header["CRPIX2"] = 128.5
     fine = np.full((256, 256), 3.0)  # 3 counts per fine pixel -> 12 per model pixel
     hdul = fits.HDUList([fits.PrimaryHDU(fine, header=header)])
-    coords, ratio = grid_coordinates(celestial_wcs(hdul[0].header), GRID, t.ra, t.dec, t.z)
+    coords, ratio = grid_coordinates(
+        celestial_wcs(hdul[0].header), GRID.wcs(t.ra, t.dec, t.z), GRID.npix
+    )
     out = resample_batch([fine[None]], [coords], [ratio], np, True)
     np.testing.assert_allclose(out[0, 0][2:-2, 2:-2], 12.0, rtol=1e-3)
