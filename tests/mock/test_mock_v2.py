@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from survey_mass.mock import RENDERERS, physics_v2, universe
+from survey_mass.mock import RENDERERS, physics_v2, universe, xray
 from survey_mass.mock.external import pixel_catalog
 from survey_mass.mock.sky_sample import sky_catalog, sky_clusters
 from survey_mass.mock.sz_v2 import noise_map_v2
@@ -119,7 +119,7 @@ def _exposure_by_formula(state, npix, pixel_arcmin):
 def test_exposure_map_equals_its_formula(z):
     state = _state(z)
     state["xray_roll"], state["xray_aim_dx"], state["xray_aim_dy"] = 0.7, 0.4, -0.3
-    pixel_arcmin = 110.0 * 0.03 / z / 128  # ~ the cutout's pixel at z
+    pixel_arcmin = xray._pixel_arcmin(state, 128)
     fast = exposure_map(state, 128, pixel_arcmin)
     expected = _exposure_by_formula(state, 128, pixel_arcmin)
     np.testing.assert_allclose(fast, expected, rtol=0, atol=1e-14)
@@ -132,8 +132,13 @@ def test_the_exposure_loop_compiles_where_no_cache_directory_is_writable(monkeyp
 
     from survey_mass.mock import xray_v2
 
+    monkeypatch.delenv("NUMBA_CACHE_LOCATOR_CLASSES", raising=False)
+    monkeypatch.setattr(numba.core.config, "CACHE_LOCATOR_CLASSES", "")
     monkeypatch.setattr(numba.core.caching.CacheImpl, "_locator_classes", [])  # nowhere to cache
-    uncached = xray_v2.compiled(xray_v2._chip_fraction.py_func)
+    with pytest.raises(RuntimeError, match="no locator available"):
+        numba.njit(cache=True)(xray_v2._chip_fraction.py_func)
+    uncached = xray_v2._compiled(xray_v2._chip_fraction.py_func)
+    assert isinstance(uncached._cache, numba.core.caching.NullCache)
     out = np.empty((64, 64))
     grid, offsets = np.arange(64) - 31.5, (np.arange(4) - 1.5) / 4
     args = (grid, offsets, (0.4, -0.3), (0.8, 0.6), (8.5, 0.07, 0.15))
