@@ -58,15 +58,25 @@ def _workers_ignore_ctrl_c() -> Iterator[None]:
 
 
 def _local_cluster(spec: ComputeSpec) -> LocalCluster:
-    return LocalCluster(
-        n_workers=spec.n_workers,
+    with _workers_ignore_ctrl_c():
+        return LocalCluster(
+            n_workers=spec.n_workers,
+            threads_per_worker=spec.threads_per_worker,
+            processes=True,
+            memory_limit=spec.memory_limit,
+            # a free port (None means the default :8787, often taken); no dashboard when turned off
+            dashboard_address=":0" if spec.dashboard else None,
+            scheduler_kwargs={"dashboard": spec.dashboard},
+            silence_logs=logging.WARNING,
+            **spec.options,
+        )
+
+
+def _local_cuda_cluster(spec: ComputeSpec):
+    dask_cuda = _optional("dask_cuda", "gpu")
+    return dask_cuda.LocalCUDACluster(
         threads_per_worker=spec.threads_per_worker,
-        processes=True,
         memory_limit=spec.memory_limit,
-        # a free port (None means the default :8787, often taken); no dashboard when turned off
-        dashboard_address=":0" if spec.dashboard else None,
-        scheduler_kwargs={"dashboard": spec.dashboard},
-        silence_logs=logging.WARNING,
         **spec.options,
     )
 
@@ -77,17 +87,9 @@ WORKER_PROFILE = "distributed.worker.profile.enabled"
 
 def make_cluster(spec: ComputeSpec):
     """A new cluster object for ``spec`` (not for kind = 'address')."""
-    if spec.kind == "local":
-        with _workers_ignore_ctrl_c(), dask.config.set({WORKER_PROFILE: spec.worker_profile}):
-            return _local_cluster(spec)
-    if spec.kind == "local-cuda":
-        dask_cuda = _optional("dask_cuda", "gpu")
+    if spec.kind in ("local", "local-cuda"):
         with dask.config.set({WORKER_PROFILE: spec.worker_profile}):
-            return dask_cuda.LocalCUDACluster(
-                threads_per_worker=spec.threads_per_worker,
-                memory_limit=spec.memory_limit,
-                **spec.options,
-            )
+            return _local_cluster(spec) if spec.kind == "local" else _local_cuda_cluster(spec)
     if spec.kind == "slurm":
         jobqueue = _optional("dask_jobqueue", "deploy")
         cluster = jobqueue.SLURMCluster(**slurm_worker_options(spec))
