@@ -11,7 +11,7 @@ the weighing (cutouts + CNN) replaced on the workers by a constant mass (a worke
 part of a run whose memory could grow with the footprint is measured at 1M targets in minutes.
 
 Memory is the peak of the summed RSS (and PSS, which counts shared library pages once) of the driver,
-the nannies and the workers, sampled every 0.5 s.
+the nannies, the forkserver and the workers, sampled every 0.5 s.
 """
 
 from __future__ import annotations
@@ -111,7 +111,13 @@ url = "{url}"
 """)
 
 
-def run_once(n_targets: int, mode: str, workdir: Path, worker_profile: bool = False) -> dict:
+def run_once(
+    n_targets: int,
+    mode: str,
+    workdir: Path,
+    worker_profile: bool = False,
+    worker_start: str = "forkserver",
+) -> dict:
     from distributed import Client
 
     from survey_mass.runner.dask_cluster import make_cluster
@@ -127,7 +133,11 @@ def run_once(n_targets: int, mode: str, workdir: Path, worker_profile: bool = Fa
         preload = [str(stub)]
     # the job's own cluster (runner.dask_cluster), as `survey-mass run` starts it
     compute = spec.cluster.model_copy(
-        update={"options": {"preload": preload}, "worker_profile": worker_profile}
+        update={
+            "options": {"preload": preload},
+            "worker_profile": worker_profile,
+            "worker_start": worker_start,
+        }
     )
     with PeakRSS() as rss:
         start = time.perf_counter()
@@ -141,6 +151,7 @@ def run_once(n_targets: int, mode: str, workdir: Path, worker_profile: bool = Fa
         "stub_weighed_targets": stubbed,
         "mode": mode,
         "worker_profile": worker_profile,
+        "worker_start": worker_start,
         "targets": summary.rows + summary.quarantined,
         "weighed": summary.rows,
         "shards": summary.shards,
@@ -179,6 +190,12 @@ def main(argv=None) -> None:
         action="store_true",
         help="workers sample their stacks (cluster.worker_profile; off in production)",
     )
+    parser.add_argument(
+        "--worker-start",
+        choices=["forkserver", "spawn"],
+        default="forkserver",
+        help="how the cluster starts its workers (cluster.worker_start)",
+    )
     parser.add_argument("--json", type=Path, help="append each result as a JSON line here")
     parser.add_argument("--smoke", action="store_true", help="300 targets-only targets, seconds")
     args = parser.parse_args(argv)
@@ -187,7 +204,7 @@ def main(argv=None) -> None:
     print(json.dumps(machine()))
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         for n in args.targets:
-            result = run_once(n, args.mode, Path(tmp), args.worker_profile)
+            result = run_once(n, args.mode, Path(tmp), args.worker_profile, args.worker_start)
             result["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
             print(json.dumps(result), flush=True)
             if args.json:

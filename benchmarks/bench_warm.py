@@ -5,7 +5,8 @@
 
 A nightly schedule that points every run at one long-lived scheduler (``[cluster] kind =
 "address"``) pays the workers' start-up and model loading once. This measures what it still pays
-per job: a LocalCluster (2 workers x 1 thread) runs the job once cold, then ``--warm`` more times
+per job: the job's own local cluster (``make_cluster``, 2 workers x 1 thread; ``--worker-start
+spawn`` for workers that each import TensorFlow themselves) runs the job once cold, then ``--warm`` more times
 into fresh outputs, and the same targets are weighed in this process with the models already
 loaded (``survey_mass.weigh``, both cores: the pure compute the job cannot avoid). The ratio is
 warm job wall time / pure compute time. It also checks that every worker kept the same loaded
@@ -64,11 +65,18 @@ def main() -> None:
     parser.add_argument("--job", default=str(ROOT / "jobs" / "demo.toml"))
     parser.add_argument("--warm", type=int, default=3, help="warm runs after the cold one")
     parser.add_argument("--smoke", action="store_true", help="a tiny X-ray job, seconds")
+    parser.add_argument(
+        "--worker-start",
+        choices=["forkserver", "spawn"],
+        default="forkserver",
+        help="how the cluster starts its workers (cluster.worker_start)",
+    )
     args = parser.parse_args()
 
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     from survey_mass.catalog.reader import read_mass_catalog
+    from survey_mass.runner.dask_cluster import make_cluster
     from survey_mass.runner.job import run_job
     from survey_mass.spec.job import load_job_spec
 
@@ -86,10 +94,18 @@ def main() -> None:
         args.warm = 2
     work = Path(tempfile.mkdtemp(prefix="bench_warm_"))
     runs = []
-    with (
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster,
-        Client(cluster) as client,
-    ):
+    compute_spec = spec.cluster.model_copy(
+        update={
+            "kind": "local",
+            "n_workers": 2,
+            "threads_per_worker": 1,
+            "dashboard": False,
+            "worker_start": args.worker_start,
+        }
+    )
+    start = time.perf_counter()
+    with make_cluster(compute_spec) as cluster, Client(cluster) as client:
+        cluster_seconds = time.perf_counter() - start
         for k in range(1 + args.warm):
             run = spec.model_copy(
                 update={"output": spec.output.model_copy(update={"url": str(work / f"run{k}")})}
@@ -110,6 +126,8 @@ def main() -> None:
                 "job": Path(args.job).name + (" (smoke)" if args.smoke else ""),
                 "instruments": spec.instruments,
                 "targets": len(catalog),
+                "worker_start": args.worker_start,
+                "cluster_start_seconds": round(cluster_seconds, 2),
                 "cold_seconds": round(runs[0]["seconds"], 2),
                 "warm_seconds": [round(r["seconds"], 2) for r in runs[1:]],
                 "pure_compute_seconds": round(compute, 2),

@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
+from multiprocessing import get_all_start_methods
 
 import dask
 from distributed import Client, LocalCluster
@@ -83,13 +84,34 @@ def _local_cuda_cluster(spec: ComputeSpec):
 
 #: Dask config of the workers' statistical profiler (the nannies pass it to the workers they start)
 WORKER_PROFILE = "distributed.worker.profile.enabled"
+#: Dask config of how a nanny starts its worker process (read when it starts one)
+START_METHOD = "distributed.worker.multiprocessing-method"
+#: the module the forkserver imports before it forks workers (``worker_start = 'forkserver'``)
+WORKER_IMPORTS = "survey_mass.runner.worker_imports"
+
+
+def _preload_forkserver() -> None:
+    """Have the process's forkserver import :data:`WORKER_IMPORTS` before its first fork. The
+    forkserver starts with the first worker and serves every later local cluster of the process;
+    once it runs, this changes nothing."""
+    from distributed.utils import get_mp_context
+
+    # distributed sets its own preload list on its first forkserver context; ours replaces it
+    get_mp_context().set_forkserver_preload(["distributed", WORKER_IMPORTS])
 
 
 def make_cluster(spec: ComputeSpec):
     """A new cluster object for ``spec`` (not for kind = 'address')."""
-    if spec.kind in ("local", "local-cuda"):
+    if spec.kind == "local":
+        # no forkserver on Windows: its workers are spawned
+        start = spec.worker_start if spec.worker_start in get_all_start_methods() else "spawn"
+        with dask.config.set({WORKER_PROFILE: spec.worker_profile, START_METHOD: start}):
+            if start == "forkserver":
+                _preload_forkserver()
+            return _local_cluster(spec)
+    if spec.kind == "local-cuda":  # a fresh process per GPU worker: CUDA does not survive a fork
         with dask.config.set({WORKER_PROFILE: spec.worker_profile}):
-            return _local_cluster(spec) if spec.kind == "local" else _local_cuda_cluster(spec)
+            return _local_cuda_cluster(spec)
     if spec.kind == "slurm":
         jobqueue = _optional("dask_jobqueue", "deploy")
         cluster = jobqueue.SLURMCluster(**slurm_worker_options(spec))

@@ -130,6 +130,12 @@ class ComputeSpec(StrictModel):
         "Local and local-cuda clusters; deployed workers take "
         "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED from their environment (deploy/)",
     )
+    worker_start: Literal["forkserver", "spawn"] = Field(
+        "forkserver",
+        description="how a local cluster starts its worker processes: 'forkserver' forks them from "
+        "one process that imported TensorFlow and the shard path once, so they share those pages "
+        "and start in ~1 s; 'spawn' starts a fresh interpreter for each (Dask's default)",
+    )
     memory_limit: str = Field(
         "4GiB", description="per worker: '4GiB', '500MB', 'auto' or 0 (no limit)"
     )

@@ -1,4 +1,4 @@
-"""The local cluster a job starts: workers sample their stacks only when asked to."""
+"""Local clusters: workers forked with TensorFlow loaded; stack profiles only on request."""
 
 from __future__ import annotations
 
@@ -19,3 +19,28 @@ def test_workers_keep_a_stack_profile_only_when_asked(profile):
     spec = ComputeSpec(n_workers=1, dashboard=False, memory_limit="1GiB", worker_profile=profile)
     with make_cluster(spec) as cluster, Client(cluster) as client:
         assert list(client.run(_profiling).values()) == [profile]
+
+
+def _started_from_forkserver(dask_worker) -> tuple:
+    import gc
+    import signal
+    import sys
+
+    from survey_mass.runner.worker_plugin import configure_tensorflow
+
+    imported_before_any_task = "tensorflow" in sys.modules
+    configure_tensorflow(2)  # the forkserver imported TensorFlow but must not have started it
+    tf = sys.modules["tensorflow"]
+    return (
+        imported_before_any_task,
+        tf.config.threading.get_intra_op_parallelism_threads(),
+        signal.getsignal(signal.SIGINT) == signal.SIG_IGN,
+        gc.get_freeze_count() > 0,  # the imports' objects stay out of collections: pages shared
+    )
+
+
+def test_forked_workers_share_tensorflow_yet_set_their_threads_and_leave_ctrl_c_to_the_driver():
+    spec = ComputeSpec(n_workers=1, dashboard=False, memory_limit="2GiB")
+    assert spec.worker_start == "forkserver"
+    with make_cluster(spec) as cluster, Client(cluster) as client:
+        assert list(client.run(_started_from_forkserver).values()) == [(True, 2, True, True)]
