@@ -133,8 +133,8 @@ class ComputeSpec(StrictModel):
     worker_start: Literal["forkserver", "spawn"] = Field(
         "forkserver",
         description="how a local cluster starts its worker processes: 'forkserver' forks them from "
-        "one process that imported TensorFlow and the shard path once, so they share those pages "
-        "and start in ~1 s; 'spawn' starts a fresh interpreter for each (Dask's default)",
+        "one process that imported TensorFlow and the shard path once, so they share those pages; "
+        "'spawn' starts a fresh interpreter for each (Dask's default)",
     )
     memory_limit: str = Field(
         "4GiB", description="per worker: '4GiB', '500MB', 'auto' or 0 (no limit)"
