@@ -22,8 +22,7 @@ try:
 
     import hats  # noqa: F401  (the margin's pixel maths, on the workers)
 
-    import survey_mass.mock.source  # noqa: F401
-    import survey_mass.runner.shard  # noqa: F401
+    import survey_mass.runner.shard  # noqa: F401  (the simulator stays out: tests/test_architecture)
     import survey_mass.runner.worker_plugin  # noqa: F401
 except Exception:
     # a failed import here would stop the forkserver and every worker with it; a worker that
