@@ -132,12 +132,14 @@ def tiny_training():
 
 @pytest.fixture(scope="session")
 def dask_client():
-    """A real Dask cluster: a scheduler and two worker processes on 127.0.0.1."""
-    from distributed import Client, LocalCluster
+    """A real Dask cluster as a job starts one (a scheduler and two 1-thread workers forked from
+    the forkserver that holds TensorFlow), so the suite runs on the default worker start."""
+    from distributed import Client
 
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster:
+    from survey_mass.runner.dask_cluster import make_cluster
+    from survey_mass.spec.job import ComputeSpec
+
+    with make_cluster(ComputeSpec(n_workers=2, threads_per_worker=1, dashboard=False)) as cluster:
         with Client(cluster) as client:
             yield client
 
