@@ -31,6 +31,7 @@ from survey_mass.constants import (
     SZ_PIXEL_NOISE,
     SZ_WHITE_NOISE,
 )
+from survey_mass.mock.compiled import gnfw_pixel_sums
 from survey_mass.mock.sz_v2 import noise_map_v2
 from survey_mass.mock.universe import LX_SLOPE, Y_SLOPE
 from survey_mass.physics.cosmology import angular_diameter_distance_mpc
@@ -119,28 +120,39 @@ def y_sph_sr(state: pd.Series) -> float:
     return float(state.y500_da2) / d_a**2
 
 
-def _gnfw_map(dx, dy, half, theta500, y_total, shape, ellipticity=0.0, angle=0.0):
-    """Pixel-averaged y of one GNFW halo on supersampled offsets (rad) from its centre.
+@cache
+def _profile_table(shape: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(log X, y(X), slopes of y between the log X nodes) of :func:`gnfw_projected`, as np.interp
+    interpolates them."""
+    big_x, y_prof, _ = gnfw_projected(shape)
+    log_x = np.log(big_x)
+    table = (log_x, y_prof.copy(), (y_prof[1:] - y_prof[:-1]) / (log_x[1:] - log_x[:-1]))
+    for column in table:
+        column.flags.writeable = False  # shared by every call
+    return table
 
-    ``dx, dy`` broadcast to (n, n, s, s) sample offsets; ``half`` is the distance from the halo's
-    centre to the nearest grid edge [rad]. The samples' sum is rescaled to the exact integral inside
-    the largest ellipse within the grid, so a cusp smaller than a sub-pixel keeps its flux.
+
+def _gnfw_map(grid, offsets, centre, half, theta500, y_total, shape, ellipticity=0.0, angle=0.0):
+    """Pixel-averaged y of one GNFW halo centred at ``centre`` (rad) on the supersampled grid.
+
+    Sample (a, b) of pixel (i, j) sits at ``(grid[j] + offsets[b], grid[i] + offsets[a])``;
+    ``half`` is the distance from the halo's centre to the nearest grid edge [rad]. The samples'
+    sum is rescaled to the exact integral inside the largest ellipse within the grid, so a cusp
+    smaller than a sub-pixel keeps its flux.
     """
-    big_x, y_prof, y_cyl = gnfw_projected(shape)
-    c, s = np.cos(angle), np.sin(angle)
-    xr, yr = c * dx + s * dy, -s * dx + c * dy
+    big_x, _, y_cyl = gnfw_projected(shape)
     q = 1.0 - ellipticity
-    radius = np.sqrt(xr**2 * q + yr**2 / q) / theta500
-    y = np.interp(np.log(np.maximum(radius, big_x[0])), np.log(big_x), y_prof, right=0.0)
-    y = y * (y_total / theta500**2)
     x_in = min(TRUNCATION_R500, half * np.sqrt(q) / theta500)
+    halo = (*centre, q, np.cos(angle), np.sin(angle), theta500)
+    sums, inside = gnfw_pixel_sums(grid, offsets, halo, *_profile_table(shape), x_in)
+    scale = y_total / theta500**2
     if x_in > 10 * big_x[0]:
         sample_area = (PLANCK_PIXEL.to_value(u.rad) / SUPERSAMPLE) ** 2
-        measured = float(y[radius < x_in].sum()) * sample_area
+        measured = inside * scale * sample_area
         exact = y_total * float(np.interp(np.log(x_in), np.log(big_x), y_cyl))
         if measured > 0:
-            y = y * (exact / measured)
-    return y.mean(axis=(2, 3))
+            scale = scale * (exact / measured)
+    return sums * (scale / offsets.size**2)
 
 
 def signal_map(state: pd.Series, npix: int = SZ_GRID + 2 * PAD) -> np.ndarray:
@@ -149,16 +161,15 @@ def signal_map(state: pd.Series, npix: int = SZ_GRID + 2 * PAD) -> np.ndarray:
     d_a = COSMOLOGY.angular_diameter_distance(state.z).to_value(u.Mpc)
     offsets = ((np.arange(SUPERSAMPLE) + 0.5) / SUPERSAMPLE - 0.5) * pixel
     grid = (np.arange(npix) - (npix - 1) / 2) * pixel
-    x = grid[None, :, None, None] + offsets[None, None, None, :]  # columns
-    y = grid[:, None, None, None] + offsets[None, None, :, None]  # rows
     # the true centre sits off the catalogued one by the mis-centring (as in the X-ray image)
     cx = state.miscentre_mpc * np.cos(state.miscentre_angle) / d_a
     cy = state.miscentre_mpc * np.sin(state.miscentre_angle) / d_a
     theta500 = state.r500_mpc / d_a
     half = npix / 2 * pixel
     ymap = _gnfw_map(
-        x - cx,
-        y - cy,
+        grid,
+        offsets,
+        (cx, cy),
         half - max(abs(cx), abs(cy)),
         theta500,
         y_sph_sr(state),
@@ -172,8 +183,9 @@ def signal_map(state: pd.Series, npix: int = SZ_GRID + 2 * PAD) -> np.ndarray:
         sx = cx + state.sub_offset_r500 * state.r500_mpc * np.cos(state.sub_angle) / d_a
         sy = cy + state.sub_offset_r500 * state.r500_mpc * np.sin(state.sub_angle) / d_a
         ymap = ymap + _gnfw_map(
-            x - sx,
-            y - sy,
+            grid,
+            offsets,
+            (sx, sy),
             half - max(abs(sx), abs(sy)),
             theta500 * mu ** (1 / 3),
             y_sph_sr(state) * mu**Y_SLOPE,
@@ -190,11 +202,17 @@ def _ell_grid(npix: int) -> np.ndarray:
     return 2 * np.pi * np.hypot(ky[:, None], kx[None, :])
 
 
+@cache
+def _beam_transfer(npix: int) -> np.ndarray:
+    """B_l of each rfft2 mode of an ``npix``^2 map (the same for every cluster)."""
+    transfer = np.exp(-0.5 * (_ell_grid(npix) * beam_sigma_rad()) ** 2)
+    transfer.flags.writeable = False  # shared by every call
+    return transfer
+
+
 def beam_convolve(ymap: np.ndarray) -> np.ndarray:
     """Convolve with the Gaussian beam, B_l = exp(-l^2 sigma^2 / 2) (periodic: pad the input)."""
-    ell = _ell_grid(ymap.shape[0])
-    beam = np.exp(-0.5 * (ell * beam_sigma_rad()) ** 2)
-    return np.fft.irfft2(np.fft.rfft2(ymap) * beam, s=ymap.shape)
+    return np.fft.irfft2(np.fft.rfft2(ymap) * _beam_transfer(ymap.shape[0]), s=ymap.shape)
 
 
 def noise_cl(ell: np.ndarray) -> np.ndarray:

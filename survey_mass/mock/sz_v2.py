@@ -12,6 +12,8 @@ so v2 adds no separate white term. Below l = 116 (beyond the cutout) the spectru
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 from astropy import units as u
 
@@ -67,9 +69,16 @@ def noise_cl_v2(ell) -> np.ndarray:
     return np.where(ell > 0, cl, 0.0)
 
 
+@cache
+def _noise_amplitude(npix: int) -> np.ndarray:
+    """sqrt(C_l / pixel solid angle) of each full-FFT mode (the same for every cluster)."""
+    pixel_sr = PLANCK_PIXEL.to_value(u.rad) ** 2
+    amplitude = np.sqrt(noise_cl_v2(ell_grid_full(npix)) / pixel_sr)
+    amplitude.flags.writeable = False  # shared by every call
+    return amplitude
+
+
 def noise_map_v2(rng: np.random.Generator, npix: int) -> np.ndarray:
     """A Gaussian noise realisation whose power spectrum is ``noise_cl_v2``."""
-    pixel_sr = PLANCK_PIXEL.to_value(u.rad) ** 2
     white = rng.standard_normal((npix, npix))
-    amplitude = np.sqrt(noise_cl_v2(ell_grid_full(npix)) / pixel_sr)
-    return np.fft.ifft2(np.fft.fft2(white) * amplitude).real
+    return np.fft.ifft2(np.fft.fft2(white) * _noise_amplitude(npix)).real

@@ -24,6 +24,7 @@ from survey_mass.constants import (
     XRAY_APERTURE,
     XRAY_GRID,
 )
+from survey_mass.mock.compiled import beta_pixel_mean
 from survey_mass.mock.xray_v2 import exposure_map
 from survey_mass.wcs import tan_wcs
 
@@ -38,7 +39,7 @@ def physical_grid_wcs(ra: float, dec: float, z: float, width: u.Quantity, npix: 
 
 
 def _beta_cylinder_flux(radius, rc, beta):
-    """Flux of :func:`_beta_profile` inside a cylinder of ``radius`` (closed form).
+    """Flux of the beta model of :func:`_beta_component` inside a cylinder of ``radius`` (closed form).
 
     ``[1 - (1 + (R/rc)^2)^(1 - p)] / (p - 1)`` with ``p = 3 beta - 1/2``, written with log1p/expm1
     so that it stays exact as beta -> 1/2 (p -> 1), where it tends to ``ln(1 + (R/rc)^2)``: the
@@ -51,24 +52,24 @@ def _beta_cylinder_flux(radius, rc, beta):
     return -np.expm1((1 - p) * log_term) / (p - 1)
 
 
-def _beta_profile(x, y, rc, beta, ellipticity=0.0, angle=0.0):
-    """Projected beta model surface density ``(1 + r^2/rc^2)^(-p) / (pi rc^2)``, not normalised.
+def _beta_component(x0, y0, rc, beta, ellipticity=0.0, angle=0.0, scale=1.0) -> list[float]:
+    """A row of :func:`~survey_mass.mock.compiled.beta_pixel_mean`: ``scale`` times the projected
+    beta model ``(1 + r^2/rc^2)^(-p) / (pi rc^2)``, p = 3 beta - 1/2, centred on (x0, y0).
 
-    The elliptical radius keeps the area of each isophote, so the flux inside an elliptical
-    isophote is :func:`_beta_cylinder_flux` of its circularised radius.
+    The elliptical radius keeps the area of each isophote, so the model's flux inside an
+    elliptical isophote is :func:`_beta_cylinder_flux` of its circularised radius, and its total
+    flux is 1 / (p - 1) where beta > 1/2.
     """
-    c, s = np.cos(angle), np.sin(angle)
-    xr, yr = c * x + s * y, -s * x + c * y
-    q = 1 - ellipticity
-    r2 = (xr**2 * q + yr**2 / q) / rc**2
-    p = 3 * beta - 0.5
-    return (1 + r2) ** (-p) / (np.pi * rc**2)
-
-
-def _beta_map(x, y, rc, beta, ellipticity=0.0, angle=0.0):
-    """Projected beta model surface density, normalised to unit total flux (needs beta > 1/2)."""
-    p = 3 * beta - 0.5
-    return (p - 1) * _beta_profile(x, y, rc, beta, ellipticity, angle)
+    return [
+        x0,
+        y0,
+        rc,
+        3 * beta - 0.5,
+        1 - ellipticity,
+        np.cos(angle),
+        np.sin(angle),
+        scale / (np.pi * rc**2),
+    ]
 
 
 def chip_exposure(c: pd.Series, npix: int) -> np.ndarray | None:
@@ -84,29 +85,31 @@ def expected_counts(
     """Expected photon counts per pixel (cluster + AGN-free background) and the exposure [s];
     ``emap``: the cutout's ``chip_exposure``, when the caller has it already."""
     pixel_mpc = XRAY_APERTURE.to_value(u.Mpc) / npix
-    offsets = (np.arange(SUPERSAMPLE) + 0.5) / SUPERSAMPLE - 0.5
+    offsets = ((np.arange(SUPERSAMPLE) + 0.5) / SUPERSAMPLE - 0.5) * pixel_mpc
     grid = (np.arange(npix) - (npix - 1) / 2) * pixel_mpc
-    x = grid[None, :, None, None] + offsets[None, None, None, :] * pixel_mpc  # columns
-    y = grid[:, None, None, None] + offsets[None, None, :, None] * pixel_mpc  # rows
     # the cluster's true centre sits off the catalogued (cutout) centre by the mis-centring
-    x = x - c.miscentre_mpc * np.cos(c.miscentre_angle)
-    y = y - c.miscentre_mpc * np.sin(c.miscentre_angle)
+    x0 = c.miscentre_mpc * np.cos(c.miscentre_angle)
+    y0 = c.miscentre_mpc * np.sin(c.miscentre_angle)
     r500 = c.r500_mpc
     rc = c.core_radius_r500 * r500
-    main = _beta_profile(x, y, rc, c.beta, c.ellipticity, c.position_angle)
     # normalise so the core-excised luminosity is the main component's part in 0.15-1 R500 (the
     # core-excised annulus of Pratt et al. 2009): the core radius and beta then shape the core only.
     # The annulus' flux is finite for every beta >= 1/2, also for beta = 1/2 (the lower clip of the
     # universe's beta) whose total flux diverges: normalising to the total first gave 0/0 there.
     annulus = _beta_cylinder_flux(r500, rc, c.beta) - _beta_cylinder_flux(0.15 * r500, rc, c.beta)
-    lum = c.lx_excised / annulus * main
+    components = [
+        _beta_component(x0, y0, rc, c.beta, c.ellipticity, c.position_angle, c.lx_excised / annulus)
+    ]
+    # the cool core and the sub-clump carry fractions of L_X as their total flux (p - 1 = 3 beta - 3/2)
     if c.cool_core:
-        lum = lum + c.core_fraction * c.lx_excised * _beta_map(x, y, 0.025 * r500, 0.7)
+        core = c.core_fraction * c.lx_excised * (3 * 0.7 - 1.5)
+        components.append(_beta_component(x0, y0, 0.025 * r500, 0.7, scale=core))
     if c.merger:
         dx = c.sub_offset_r500 * r500 * np.cos(c.sub_angle)
         dy = c.sub_offset_r500 * r500 * np.sin(c.sub_angle)
-        lum = lum + c.sub_fraction * c.lx_excised * _beta_map(x - dx, y - dy, 0.1 * r500, 0.67)
-    lum = lum.mean(axis=(2, 3)) * pixel_mpc**2  # erg/s per pixel
+        sub = c.sub_fraction * c.lx_excised * (3 * 0.67 - 1.5)
+        components.append(_beta_component(x0 + dx, y0 + dy, 0.1 * r500, 0.67, scale=sub))
+    lum = beta_pixel_mean(grid, offsets, np.asarray(components)) * pixel_mpc**2  # erg/s per pixel
     d_l = COSMOLOGY.luminosity_distance(c.z).to_value(u.cm)
     exposure = c.xray_exposure_ks * 1e3
     counts = lum / (4 * np.pi * d_l**2) * exposure * ACIS_COUNTS_PER_ERG_CM2

@@ -15,13 +15,12 @@ computed by a compiled loop (numba) over each pixel's sub-samples.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
-import numba
 import numpy as np
 import pandas as pd
 
 from survey_mass.constants import CHANDRA_PIXEL
+from survey_mass.mock.compiled import compiled
 
 CHIP_ARCMIN = 1024 * CHANDRA_PIXEL.to_value("arcmin")  # 8.40' per CCD side
 GAP_ARCMIN = 18 * CHANDRA_PIXEL.to_value("arcmin")  # 0.15' between CCDs
@@ -41,17 +40,7 @@ def exposure_map(state: pd.Series, npix: int, pixel_arcmin: float) -> np.ndarray
     return out
 
 
-def _compiled(func: Callable) -> Callable:
-    """``numba.njit`` cached on disk (beside the source or in the user's cache directory), or
-    compiled once per process (~0.5 s) where neither is writable, e.g. a read-only container with
-    no home: numba refuses ``cache=True`` there at import time, which would stop every job."""
-    try:
-        return numba.njit(cache=True)(func)
-    except RuntimeError:
-        return numba.njit(func)
-
-
-@_compiled
+@compiled
 def _chip_fraction(
     grid: np.ndarray,
     offsets: np.ndarray,

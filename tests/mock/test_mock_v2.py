@@ -127,28 +127,6 @@ def test_exposure_map_equals_its_formula(z):
     assert 0 < fast.max() <= 1 and fast.min() == 0  # the chip gaps cross every cutout
 
 
-def test_the_exposure_loop_compiles_where_no_cache_directory_is_writable(monkeypatch):
-    import numba.core.caching
-
-    from survey_mass.mock import xray_v2
-
-    monkeypatch.delenv("NUMBA_CACHE_LOCATOR_CLASSES", raising=False)
-    monkeypatch.setattr(numba.core.config, "CACHE_LOCATOR_CLASSES", "")
-    monkeypatch.setattr(numba.core.caching.CacheImpl, "_locator_classes", [])  # nowhere to cache
-    with pytest.raises(RuntimeError, match="no locator available"):
-        numba.njit(cache=True)(xray_v2._chip_fraction.py_func)
-    uncached = xray_v2._compiled(xray_v2._chip_fraction.py_func)
-    assert isinstance(uncached._cache, numba.core.caching.NullCache)
-    out = np.empty((64, 64))
-    grid, offsets = np.arange(64) - 31.5, (np.arange(4) - 1.5) / 4
-    args = (grid, offsets, (0.4, -0.3), (0.8, 0.6), (8.5, 0.07, 0.15))
-    uncached(*args, out)
-    expected = np.empty((64, 64))
-    xray_v2._chip_fraction(*args, expected)
-    np.testing.assert_array_equal(out, expected)
-    assert out.any()
-
-
 def test_preprocessing_flat_fields_and_zeroes_unobserved_sky():
     state = _state(0.03)
     hdul = RENDERERS["xray"](state, 42)
