@@ -100,18 +100,36 @@ def _preload_forkserver() -> None:
     get_mp_context().set_forkserver_preload(["distributed", WORKER_IMPORTS])
 
 
-def make_cluster(spec: ComputeSpec):
-    """A new cluster object for ``spec`` (not for kind = 'address')."""
+@contextlib.contextmanager
+def make_cluster(spec: ComputeSpec) -> Iterator:
+    """A new cluster for ``spec`` (not for kind = 'address'), closed on leaving the block.
+
+    A local cluster's worker settings (start method, stack profiler) stay set while it runs: the
+    nannies read them whenever they start a worker, so a worker restarted after a crash or the
+    memory limit starts as the first ones did (by default forked from the forkserver, and so with
+    TensorFlow loaded and Ctrl-C left to the driver).
+    """
+    with _worker_config(spec), _new_cluster(spec) as cluster:
+        yield cluster
+
+
+def _worker_config(spec: ComputeSpec) -> contextlib.AbstractContextManager:
     if spec.kind == "local":
-        # no forkserver on Windows: its workers are spawned
         start = spec.worker_start if spec.worker_start in get_all_start_methods() else "spawn"
-        with dask.config.set({WORKER_PROFILE: spec.worker_profile, START_METHOD: start}):
-            if start == "forkserver":
-                _preload_forkserver()
-            return _local_cluster(spec)
+        return dask.config.set({WORKER_PROFILE: spec.worker_profile, START_METHOD: start})
     if spec.kind == "local-cuda":  # a fresh process per GPU worker: CUDA does not survive a fork
-        with dask.config.set({WORKER_PROFILE: spec.worker_profile}):
-            return _local_cuda_cluster(spec)
+        return dask.config.set({WORKER_PROFILE: spec.worker_profile})
+    return contextlib.nullcontext()
+
+
+def _new_cluster(spec: ComputeSpec):
+    if spec.kind == "local":
+        # no forkserver on Windows: _worker_config has its workers spawned
+        if dask.config.get(START_METHOD) == "forkserver":
+            _preload_forkserver()
+        return _local_cluster(spec)
+    if spec.kind == "local-cuda":
+        return _local_cuda_cluster(spec)
     if spec.kind == "slurm":
         jobqueue = _optional("dask_jobqueue", "deploy")
         cluster = jobqueue.SLURMCluster(**slurm_worker_options(spec))

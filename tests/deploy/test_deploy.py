@@ -403,6 +403,7 @@ def test_a_backend_that_is_not_installed_says_which_extra_to_install():
         import dask_cuda  # noqa: F401
     except ImportError:
         with pytest.raises(UserError, match=r"pip install 'survey-mass\[gpu\]'"):
-            make_cluster(ComputeSpec(kind="local-cuda"))
+            with make_cluster(ComputeSpec(kind="local-cuda")):
+                pass
     else:
         pytest.skip("dask-cuda is installed here")

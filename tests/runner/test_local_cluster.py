@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
+
 import pytest
 from distributed import Client
 
@@ -43,4 +47,13 @@ def test_forked_workers_share_tensorflow_yet_set_their_threads_and_leave_ctrl_c_
     spec = ComputeSpec(n_workers=1, dashboard=False, memory_limit="2GiB")
     assert spec.worker_start == "forkserver"
     with make_cluster(spec) as cluster, Client(cluster) as client:
-        assert list(client.run(_started_from_forkserver).values()) == [(True, 2, True, True)]
+        (first,) = client.run(_started_from_forkserver).values()
+        assert first == (True, 2, True, True)
+        # a worker that dies (a crash, the memory limit) is restarted by its nanny: forked as well
+        ((address, pid),) = client.run(os.getpid).items()
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while set(client.scheduler_info()["workers"]) in (set(), {address}):
+            assert time.monotonic() < deadline, "the nanny did not restart its worker in 120 s"
+            time.sleep(0.2)
+        assert list(client.run(_started_from_forkserver).values()) == [first]
