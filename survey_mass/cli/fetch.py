@@ -103,17 +103,34 @@ def _real_config(spec):
         raise JobSpecError(f"[source.real] is not valid: {problems}") from err
 
 
+def job_targets(spec) -> list[Target]:
+    """Every target the job's run will weigh, shard by shard (rows it would reject left out)."""
+    from survey_mass.runner.shard import shard_rows
+    from survey_mass.targets.plan import plan_shards
+
+    targets = []
+    for shard in plan_shards(spec)[1]:
+        rows = shard_rows(spec, shard)
+        good = rows[rows["reject"].isna()]
+        targets += [
+            Target(r.target_id, float(r.ra), float(r.dec), float(r.z)) for r in good.itertuples()
+        ]
+    return targets
+
+
 def run(args: argparse.Namespace) -> int:
-    try:
-        from survey_mass.spec.job import load_job_spec
-        from survey_mass.targets.plan import load_targets
-    except ImportError as err:  # the job-spec / target stages are not built yet
-        raise UserError(f"fetch needs the job-spec loader and target reader ({err})") from err
+    from survey_mass.spec.job import load_job_spec
+
     spec = load_job_spec(args.spec)
+    if spec.source.kind != "real":
+        raise UserError(
+            f"{args.spec}: its [source] is the mock survey, which has no archive to fetch from; "
+            "fetch warms the cache of a job with [source] kind = 'real'"
+        )
     instruments = list(args.instrument or spec.instruments)
-    targets = load_targets(spec)
+    targets = job_targets(spec)
     if args.limit is not None:
-        targets = list(targets)[: args.limit]
+        targets = targets[: args.limit]
     report = warm_cache(targets, instruments, _real_config(spec), progress=not args.no_progress)
     print(report.summary())
     return 0

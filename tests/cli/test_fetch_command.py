@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import sys
-import types
+import json
 from pathlib import Path
 
 import pytest
@@ -31,6 +30,7 @@ from support.archives import (
 )
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "fetch"
+DEMO_JOB = Path(__file__).resolve().parents[2] / "jobs" / "demo.toml"
 TARGETS = [
     Target("CL1", 150.0, 2.0, 0.8),
     Target("CL2", 150.01, 2.01, 0.9),
@@ -186,44 +186,60 @@ def parse(argv):
     return parser.parse_args(argv)
 
 
-def test_fetch_command_loads_the_job_and_warms_the_cache(tmp_path, monkeypatch, capsys):
-    table = job_config(tmp_path)
-    config = RealSourceConfig.model_validate(table)
-    transport = scripted_sky(config)
-    spec = types.SimpleNamespace(
-        instruments=["optical", "xray"],
-        targets=None,
-        source=types.SimpleNamespace(kind="real", real=table),
+def _job(tmp_path, table: dict) -> Path:
+    """A job TOML over a catalog of ``TARGETS`` plus a row the run would reject (no redshift)."""
+    rows = [(t.target_id, t.ra, t.dec, t.z) for t in TARGETS] + [("NOZ", 150.0, 2.0, "")]
+    (tmp_path / "targets.csv").write_text(
+        "id,ra,dec,z\n" + "".join(f"{i},{ra},{dec},{z}\n" for i, ra, dec, z in rows)
     )
-    loaded = []
-    fake_config = types.ModuleType("survey_mass.spec.job")
-    fake_config.load_job_spec = lambda path: loaded.append(path) or spec
-    fake_targets = types.ModuleType("survey_mass.targets.plan")
-    fake_targets.load_targets = lambda s: list(TARGETS)
-    monkeypatch.setitem(sys.modules, "survey_mass.spec.job", fake_config)
-    monkeypatch.setitem(sys.modules, "survey_mass.targets.plan", fake_targets)
-    monkeypatch.setattr(real, "DefaultTransport", lambda: transport)
+    planck, cache = table["planck"], table["cache_dir"]
+    spec = tmp_path / "night.toml"
+    spec.write_text(
+        f'''name = "night"
+instruments = ["optical", "xray"]
+[targets]
+catalog = "{tmp_path / "targets.csv"}"
+[source]
+kind = "real"
+[source.real]
+cache_dir = "{cache}"
+sdss = {json.dumps(table["sdss"]).replace(":", " =").replace('"', "")}
+planck = {{ map_url = "{planck["map_url"]}", rate_per_s = 1000.0 }}
+chandra = {json.dumps(table["chandra"]).replace(":", " =").replace('"', "")}
+[output]
+url = "{tmp_path / "out"}"
+'''
+    )
+    return spec
 
-    args = parse(["fetch", "jobs/night.toml", "--no-progress", "--limit", "2"])
+
+def test_fetch_command_warms_the_cache_for_the_job_s_own_targets(tmp_path, monkeypatch, capsys):
+    table = job_config(tmp_path)
+    transport = scripted_sky(RealSourceConfig.model_validate(table))
+    monkeypatch.setattr(real, "DefaultTransport", lambda: transport)
+    job = _job(tmp_path, table)
+
+    args = parse(["fetch", str(job), "--no-progress", "--limit", "2"])
     assert args.func(args) == 0
-    assert loaded == ["jobs/night.toml"]
     out = capsys.readouterr().out
     assert "optical: 2 cutout(s) ready" in out and "xray: 2 cutout(s) ready" in out
     calls = len(transport.calls)
-    args = parse(["fetch", "jobs/night.toml", "--no-progress", "--instrument", "sz"])
+    assert calls > 0
+    args = parse(["fetch", str(job), "--no-progress", "--instrument", "sz"])
     assert args.func(args) == 0
+    # every target the run will weigh (NOZ, without a redshift, the run quarantines)
     assert "sz: 3 cutout(s) ready" in capsys.readouterr().out
     assert len(transport.calls) == calls  # the y-map is a local file: no request at all
 
-    spec.source.real = {"planck": {"map_url": "ftp://x/y.fits"}}
-    with pytest.raises(UserError, match="source.real.*planck"):
+
+def test_fetch_refuses_a_mock_job_and_a_bad_real_source(tmp_path):
+    args = parse(["fetch", str(DEMO_JOB), "--no-progress"])
+    with pytest.raises(UserError, match="mock survey.*kind = 'real'"):
         args.func(args)
-
-
-def test_fetch_command_without_the_target_stage_is_a_user_error(monkeypatch):
-    monkeypatch.setitem(sys.modules, "survey_mass.targets.plan", None)  # import fails
-    args = parse(["fetch", "jobs/x.toml"])
-    with pytest.raises(UserError, match="fetch needs"):
+    table = job_config(tmp_path)
+    table["planck"]["map_url"] = "ftp://x/y.fits"
+    args = parse(["fetch", str(_job(tmp_path, table)), "--no-progress"])
+    with pytest.raises(UserError, match="planck"):
         args.func(args)
 
 
