@@ -47,6 +47,11 @@ class BoxFootprint(StrictModel):
             raise ValueError(
                 f"dec_min ({self.dec_min}) must be below dec_max ({self.dec_max}); swap them"
             )
+        if self.ra_min == self.ra_max:
+            raise ValueError(
+                f"ra_min = ra_max = {self.ra_min} is a box of no width; for every RA give "
+                "ra_min = 0 and ra_max = 360"
+            )
         return self
 
     def _ra_width(self) -> float:

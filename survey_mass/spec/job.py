@@ -17,7 +17,7 @@ from survey_mass.sources.real import RealSourceConfig
 from survey_mass.spec.base import StrictModel
 from survey_mass.spec.footprint import Footprint
 from survey_mass.spec.universe import UniverseSpec
-from survey_mass.spec.urls import check_protocols
+from survey_mass.spec.urls import check_protocols, url_protocols
 
 
 class TargetsSpec(StrictModel):
@@ -182,11 +182,18 @@ class OutputSpec(StrictModel):
         300.0, gt=0, le=3600, description="margin cache width [arcsec]: exact crossmatches to it"
     )
     allowed_protocols: list[str] = Field(
-        default_factory=lambda: ["file", "local", "memory", "s3", "gs", "abfs"]
+        default_factory=lambda: ["file", "local", "s3", "gs", "abfs"]
     )
 
     @model_validator(mode="after")
     def _protocol_allowed(self):
+        if not self.url.strip():
+            raise ValueError("output.url is empty: give the catalog's folder, e.g. 'out/night'")
+        if "memory" in url_protocols(self.url):
+            raise ValueError(
+                f"output.url {self.url!r}: a memory:// filesystem lives in one process, and the "
+                "workers write shards from their own: give a local folder or an object store"
+            )
         check_protocols("output.url", self.url, self.allowed_protocols)
         return self
 

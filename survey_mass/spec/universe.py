@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_serializer
+from pydantic import Field, model_serializer, model_validator
 
 from survey_mass.spec.base import FrozenStrictModel
 
@@ -45,6 +45,16 @@ class UniverseSpec(FrozenStrictModel):
         DEFAULT_PHYSICS,
         description="simulator version: v1 (what the shipped zoo was trained on) or v2 (realistic)",
     )
+
+    @model_validator(mode="after")
+    def _ranges_ordered(self):
+        for low, high in (("z_min", "z_max"), ("log10_m500_min", "log10_m500_max")):
+            if getattr(self, low) >= getattr(self, high):
+                raise ValueError(
+                    f"source.mock.{low} ({getattr(self, low)}) must be below {high} "
+                    f"({getattr(self, high)}); swap them"
+                )
+        return self
 
     @model_serializer(mode="wrap")
     def _drop_default_physics(self, handler):

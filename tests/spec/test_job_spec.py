@@ -59,6 +59,24 @@ def test_shipped_job_specs_are_valid():
             ),
             "give targets.footprint",
         ),
+        (lambda s: s.replace('url = "out/t"', 'url = ""'), "output.url is empty"),
+        (lambda s: s.replace('url = "out/t"', 'url = "memory://x/t"'), "workers write shards"),
+        (
+            lambda s: s.replace(
+                'footprint = { kind = "cone", ra = 10.0, dec = 0.0, radius_deg = 1.0 }',
+                'footprint = { kind = "box", ra_min = 150.0, ra_max = 150.0, dec_min = 1.0,'
+                " dec_max = 2.0 }",
+            ),
+            "box of no width",
+        ),
+        (
+            lambda s: s + "[source]\nmock = { seed = 1, z_min = 0.8, z_max = 0.2 }\n",
+            "source.mock.z_min (0.8) must be below z_max (0.2)",
+        ),
+        (
+            lambda s: s + "[source.mock]\nlog10_m500_min = 14.9\nlog10_m500_max = 13.6\n",
+            "log10_m500_min (14.9) must be below log10_m500_max",
+        ),
     ],
 )
 def test_bad_job_specs_name_the_key_and_the_fix(edit, message):
