@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -58,7 +59,8 @@ def _workers_ignore_ctrl_c() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _local_cluster(spec: ComputeSpec) -> LocalCluster:
+def _local_cluster(spec: ComputeSpec, **overrides) -> LocalCluster:
+    options = {**spec.options, **overrides}
     with _workers_ignore_ctrl_c():
         return LocalCluster(
             n_workers=spec.n_workers,
@@ -69,7 +71,7 @@ def _local_cluster(spec: ComputeSpec) -> LocalCluster:
             dashboard_address=":0" if spec.dashboard else None,
             scheduler_kwargs={"dashboard": spec.dashboard},
             silence_logs=logging.WARNING,
-            **spec.options,
+            **options,
         )
 
 
@@ -125,9 +127,13 @@ def _worker_config(spec: ComputeSpec) -> contextlib.AbstractContextManager:
 def _new_cluster(spec: ComputeSpec):
     if spec.kind == "local":
         # no forkserver on Windows: _worker_config has its workers spawned
-        if dask.config.get(START_METHOD) == "forkserver":
-            _preload_forkserver()
-        return _local_cluster(spec)
+        if dask.config.get(START_METHOD) != "forkserver":
+            return _local_cluster(spec)
+        _preload_forkserver()
+        # a forked worker has the forkserver's environment, taken when the process's first local
+        # cluster started; a spawned one has the driver's: give forked workers the driver's too
+        # (object-store credentials, proxies set since then)
+        return _local_cluster(spec, env={**os.environ, **spec.options.get("env", {})})
     if spec.kind == "local-cuda":
         return _local_cuda_cluster(spec)
     if spec.kind == "slurm":

@@ -67,10 +67,11 @@ def test_a_job_writes_to_and_is_queried_from_an_s3_endpoint(s3, monkeypatch, tmp
 
     fs = s3fs.S3FileSystem()
     fs.mkdir("survey-mass-test")
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
+    from survey_mass.runner.dask_cluster import make_cluster
     from survey_mass.runner.job import run_job
-    from survey_mass.spec.job import parse_job_spec
+    from survey_mass.spec.job import ComputeSpec, parse_job_spec
 
     spec = parse_job_spec("""
 name = "s3job"
@@ -82,8 +83,9 @@ mock = { seed = 7 }
 [output]
 url = "s3://survey-mass-test/out"
 """)
-    # workers started now inherit the endpoint and credentials from this environment
-    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as cluster:
+    # a job's workers get the endpoint and credentials of this environment, also where they
+    # are forked from a forkserver started before these were set (the suite's first cluster)
+    with make_cluster(ComputeSpec(n_workers=1, dashboard=False)) as cluster:
         with Client(cluster) as client:
             summary = run_job(spec, client=client, progress=False)
             assert summary.rows > 0

@@ -57,3 +57,20 @@ def test_forked_workers_share_tensorflow_yet_set_their_threads_and_leave_ctrl_c_
             assert time.monotonic() < deadline, "the nanny did not restart its worker in 120 s"
             time.sleep(0.2)
         assert list(client.run(_started_from_forkserver).values()) == [first]
+
+
+def test_forked_workers_see_the_environment_the_driver_has_when_their_cluster_starts(monkeypatch):
+    # object-store credentials set after the process's first cluster started the forkserver
+    spec = ComputeSpec(n_workers=1, dashboard=False, memory_limit="1GiB")
+    with make_cluster(spec):
+        pass  # the forkserver runs from now on, with the environment of this moment
+    monkeypatch.setenv("SURVEY_MASS_TEST_TOKEN", "set-after-the-forkserver-started")
+    with make_cluster(spec) as cluster, Client(cluster) as client:
+        seen = client.run(_worker_env, "SURVEY_MASS_TEST_TOKEN")
+    assert list(seen.values()) == ["set-after-the-forkserver-started"]
+
+
+def _worker_env(name: str) -> str | None:
+    import os  # the worker's own (a pickled os.environ.get would carry the driver's mapping)
+
+    return os.environ.get(name)
