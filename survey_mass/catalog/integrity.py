@@ -13,9 +13,18 @@ from dataclasses import dataclass, field
 
 import pyarrow.parquet as pq
 
-from survey_mass.catalog.paths import CATALOG, QUARANTINE, CatalogLayout, parse_partition_path
+from survey_mass.catalog.paths import (
+    CATALOG,
+    MARGIN_DATASET,
+    QUARANTINE,
+    CatalogLayout,
+    parse_partition_path,
+)
 from survey_mass.catalog.writer import read_markers
 from survey_mass.errors import UserError
+
+#: how a problem only the deep check finds ends
+SHA256_FAILS = "fails its sha256 check"
 
 
 class DamagedCatalogError(UserError):
@@ -51,17 +60,20 @@ class IntegrityReport:
         shards = self.damaged_shards
         named = ", ".join(f"Npix={p}" for p in shards[:8]) + (" ..." if len(shards) > 8 else "")
         where = f"{len(shards)} damaged shard(s) ({named})" if shards else self.problems[0].what
+        # only the deep check hashes files, so only a deep re-run sees what it found
+        deep = any(p.what.endswith(SHA256_FAILS) for p in self.problems)
+        rerun = "survey-mass run JOB.toml --deep" if deep else "survey-mass run JOB.toml"
         return (
             f"{self.url} is damaged: {where}; first problem: {self.problems[0].what}. "
-            "Re-run its job (survey-mass run JOB.toml) to recompute what is damaged; "
-            f"details: survey-mass verify {self.url}"
+            f"Re-run its job ({rerun}) to recompute what is damaged; "
+            f"details: survey-mass verify {self.url}{' --deep' if deep else ''}"
         )
 
 
-def _listing(layout: CatalogLayout) -> dict[str, int]:
+def _listing(layout: CatalogLayout, tables=(CATALOG, QUARANTINE)) -> dict[str, int]:
     """Relative path -> size of every partition file (one listing per table)."""
     sizes = {}
-    for table in (CATALOG, QUARANTINE):
+    for table in tables:
         if not layout.fs.isdir(layout.table_dir(table)):
             continue
         for path, info in layout.fs.find(layout.table_dir(table), detail=True).items():
@@ -81,13 +93,16 @@ def _load_json(layout: CatalogLayout, path: str, report: IntegrityReport) -> dic
     return None
 
 
-def _metadata_rows(layout: CatalogLayout, report: IntegrityReport) -> dict[str, int]:
-    """Relative file path -> rows, from ``_metadata``'s row groups."""
+def _metadata_rows(
+    layout: CatalogLayout, report: IntegrityReport, path: str | None = None
+) -> dict[str, int]:
+    """Relative file path -> rows, from the row groups of ``_metadata`` (``path``: another's)."""
+    path = path or layout.metadata
     try:
-        with layout.fs.open(layout.metadata, "rb") as fh:
+        with layout.fs.open(path, "rb") as fh:
             meta = pq.read_metadata(fh)
     except (OSError, ValueError) as err:
-        report.problems.append(Problem(None, f"_metadata is unreadable ({err})"))
+        report.problems.append(Problem(None, f"{layout.relative(path)} is unreadable ({err})"))
         return {}
     rows: dict[str, int] = {}
     for i in range(meta.num_row_groups):
@@ -97,7 +112,7 @@ def _metadata_rows(layout: CatalogLayout, report: IntegrityReport) -> dict[str, 
     return rows
 
 
-def _check_file(layout, pixel, record, sizes, meta_rows, deep, report) -> None:
+def _check_file(layout, pixel, record, sizes, meta_rows, deep, report, table=CATALOG) -> None:
     path = record["path"]
     report.files_checked += 1
     if path not in sizes:
@@ -108,8 +123,8 @@ def _check_file(layout, pixel, record, sizes, meta_rows, deep, report) -> None:
             Problem(pixel, f"{path} has {sizes[path]} bytes, {record['bytes']} were written")
         )
         return
-    in_metadata = path.removeprefix(CATALOG + "/")
-    if path.startswith(CATALOG + "/") and meta_rows.get(in_metadata, 0) != record["rows"]:
+    in_metadata = path.removeprefix(table + "/")
+    if path.startswith(table + "/") and meta_rows.get(in_metadata, 0) != record["rows"]:
         report.problems.append(
             Problem(
                 pixel,
@@ -122,7 +137,7 @@ def _check_file(layout, pixel, record, sizes, meta_rows, deep, report) -> None:
         and hashlib.sha256(layout.fs.cat_file(layout.absolute(path))).hexdigest()
         != record["sha256"]
     ):
-        report.problems.append(Problem(pixel, f"{path} fails its sha256 check"))
+        report.problems.append(Problem(pixel, f"{path} {SHA256_FAILS}"))
 
 
 def verify(url: str, deep: bool = False) -> IntegrityReport:
@@ -161,8 +176,24 @@ def verify(url: str, deep: bool = False) -> IntegrityReport:
                 f"_metadata counts {sum(meta_rows.values())} rows, the manifest {manifest['rows']}",
             )
         )
+    if manifest.get("margin"):  # a margin cache was built (absent from version-1 manifests)
+        _check_margin(layout, deep, report)
     report.shards, report.rows = len(manifest["shards"]), manifest["rows"]
     return report
+
+
+def _check_margin(layout: CatalogLayout, deep: bool, report: IntegrityReport) -> None:
+    """The margin cache against its manifest and ``_metadata`` (catalog-wide problems: a re-run
+    rebuilds the whole margin from the catalog's partitions)."""
+    manifest = _load_json(layout, layout.margin_manifest, report)
+    if manifest is None:
+        return
+    sizes = _listing(layout, (MARGIN_DATASET,))
+    meta_rows = _metadata_rows(layout, report, f"{layout.root}/{MARGIN_DATASET}/_metadata")
+    for record in manifest["files"]:
+        _check_file(layout, None, record, sizes, meta_rows, deep, report, MARGIN_DATASET)
+    for path in sorted(set(sizes) - {r["path"] for r in manifest["files"]}):
+        report.problems.append(Problem(None, f"{path} is not in the margin's manifest"))
 
 
 def require_intact(url: str) -> IntegrityReport:
@@ -173,12 +204,22 @@ def require_intact(url: str) -> IntegrityReport:
     return report
 
 
-def damaged_markers(layout: CatalogLayout, markers: dict[int, dict]) -> list[int]:
-    """Shards whose marker's files are missing or of another size (checked before resuming)."""
+def damaged_markers(
+    layout: CatalogLayout, markers: dict[int, dict], deep: bool = False
+) -> list[int]:
+    """Shards whose marker's files are missing or of another size (checked before resuming);
+    ``deep``: or whose bytes fail the marker's sha256."""
     sizes = _listing(layout)
-    return sorted(
-        pixel
-        for pixel, marker in markers.items()
-        if any(sizes.get(f["path"]) != f["bytes"] for f in marker.get("files", [None]) if f)
-        or "files" not in marker
-    )
+
+    def damaged(marker: dict) -> bool:
+        if "files" not in marker:
+            return True
+        for f in marker["files"]:
+            if sizes.get(f["path"]) != f["bytes"]:
+                return True
+            data = layout.fs.cat_file(layout.absolute(f["path"])) if deep else None
+            if deep and hashlib.sha256(data).hexdigest() != f["sha256"]:
+                return True
+        return False
+
+    return sorted(pixel for pixel, marker in markers.items() if damaged(marker))

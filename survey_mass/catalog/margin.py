@@ -20,6 +20,7 @@ the driver holds the pixel list and a row count per margin file.
 from __future__ import annotations
 
 import hashlib
+import json
 import tempfile
 from dataclasses import dataclass
 
@@ -143,7 +144,8 @@ def build_margin(layout: CatalogLayout, client, margin_arcsec: float, run_id: st
 
 
 def _write_margin_files(layout, primary, records, m, margin_arcsec, created, run_id) -> None:
-    """properties, partition_info.csv, ``_common_metadata`` and, last, ``_metadata``."""
+    """properties, partition_info.csv, ``_manifest.json``, ``_common_metadata`` and, last,
+    ``_metadata``."""
     from pathlib import Path
 
     from hats.catalog import PartitionInfo, TableProperties
@@ -182,6 +184,8 @@ def _write_margin_files(layout, primary, records, m, margin_arcsec, created, run
             write_bytes(
                 layout, f"{layout.margin_dir}/{name}", (Path(tmp) / name).read_bytes(), run_id
             )
+    manifest = json.dumps({"files": records}, indent=1).encode()
+    write_bytes(layout, layout.margin_manifest, manifest, run_id)
     sink = pa.BufferOutputStream()
     pq.write_metadata(schema, sink)
     dataset = f"{layout.root}/{MARGIN_DATASET}"

@@ -184,6 +184,11 @@ class CatalogLayout:
         return f"{self.root}/_manifest.json"
 
     @property
+    def margin_manifest(self) -> str:
+        """The margin cache's files (path, rows, bytes, sha256), for readers to check against."""
+        return f"{self.root}/{MARGIN}/_manifest.json"
+
+    @property
     def lease(self) -> str:
         return f"{fsspec.core.url_to_fs(self.output)[1].rstrip('/')}/_lease.json"
 

@@ -27,7 +27,9 @@ from survey_mass.pixel_math import SPATIAL_INDEX_COLUMN, adaptive_partitions
 
 #: temporary files start with '.', which pyarrow, DuckDB globs and HATS readers skip
 TMP_PREFIX = "."
-MANIFEST_VERSION = 1
+#: 2: ``"margin": true`` where the run built a margin cache, whose own manifest
+#: (``CatalogLayout.margin_manifest``) readers then check too
+MANIFEST_VERSION = 2
 
 
 class CatalogWriteError(UserError):
@@ -198,18 +200,23 @@ def is_complete(layout: CatalogLayout) -> bool:
     return layout.fs.exists(layout.metadata)
 
 
-def _manifest_chunks(layout: CatalogLayout, order: int, tally: ShardTally):
+def _manifest_chunks(layout: CatalogLayout, order: int, tally: ShardTally, margin: bool):
     """``_manifest.json`` as it is written, marker by marker (the totals after the shards)."""
-    yield f'{{"manifest_version": {MANIFEST_VERSION}, "order": {order}, "shards": {{'.encode()
+    head = json.dumps({"manifest_version": MANIFEST_VERSION, "order": order, "margin": margin})
+    yield (head[:-1] + ', "shards": {').encode()
     for i, marker in enumerate(iter_markers(layout)):
         pixel, files = json.dumps(str(marker["pixel"])), json.dumps(marker["files"])
         yield f"{', ' if i else ''}\n{pixel}: {files}".encode()
     yield f'}}, "rows": {tally.rows}, "quarantined": {tally.quarantined}}}\n'.encode()
 
 
-def write_manifest(layout: CatalogLayout, order: int, tally: ShardTally, run_id: str):
-    """``_manifest.json``: every shard's files and the totals, for readers to check against."""
-    write_chunks(layout, layout.manifest, _manifest_chunks(layout, order, tally), run_id)
+def write_manifest(
+    layout: CatalogLayout, order: int, tally: ShardTally, run_id: str, margin: bool = False
+):
+    """``_manifest.json``: every shard's files and the totals, for readers to check against;
+    ``margin``: whether a margin cache (with its own manifest) follows."""
+    chunks = _manifest_chunks(layout, order, tally, margin)
+    write_chunks(layout, layout.manifest, chunks, run_id)
 
 
 def catalog_records(layout: CatalogLayout) -> tuple[list[dict], ShardTally, set[int]]:
@@ -300,8 +307,9 @@ def finalize(
     write_hats_files(
         layout, records, provenance, lambda path, data: write_bytes(layout, path, data, run_id)
     )
-    write_manifest(layout, order, tally, run_id)
-    if margin is not None and tally.rows:
+    with_margin = margin is not None and tally.rows > 0
+    write_manifest(layout, order, tally, run_id, with_margin)
+    if with_margin:
         margin()
     write_collected_metadata(layout, layout.metadata, records, schema, run_id)
     return tally

@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
             wait=args.wait,
             confirm=confirm_large(args.yes),
             update=args.update,
+            deep=args.deep,
         )
     except (KeyboardInterrupt, JobInterrupted) as err:
         message = str(err) or "interrupted; re-run the same command to resume"
@@ -146,5 +147,11 @@ def register(subparsers) -> None:
         action="store_true",
         help="if the inputs, spec or models changed: write a new catalog version, weighing only "
         "new or changed targets (default: refuse, saying what changed)",
+    )
+    p.add_argument(
+        "--deep",
+        action="store_true",
+        help="hash every file already written before trusting it (repairs what verify --deep "
+        "finds; reads the whole catalog)",
     )
     p.set_defaults(func=run)

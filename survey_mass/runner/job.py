@@ -102,17 +102,18 @@ class JobInterrupted(UserError):
     """Ctrl-C: the run stopped; what it finished stays done and a re-run resumes."""
 
 
-def _resumable(layout: CatalogLayout, jhash: str) -> tuple[set[int], list[int]]:
+def _resumable(layout: CatalogLayout, jhash: str, deep: bool = False) -> tuple[set[int], list[int]]:
     """Shards done worth keeping, and those to recompute because their files are damaged.
 
     A finished catalog is verified, not trusted: if any file differs from what its run wrote,
     ``_metadata`` goes (readers then see an unfinished catalog) and the damaged shards lose
-    their markers, so this run recomputes them and finalizes again.
+    their markers, so this run recomputes them and finalizes again (which rebuilds the margin
+    cache). ``deep`` hashes every file, as ``verify --deep`` does, instead of checking sizes.
     """
     done = done_shards(layout, jhash)
-    damaged = set(damaged_markers(layout, done))
+    damaged = set(damaged_markers(layout, done, deep))
     if is_complete(layout):
-        report = verify(layout.url)
+        report = verify(layout.url, deep=deep)
         damaged |= set(report.damaged_shards) & set(done)
         if not report.ok:
             layout.fs.rm(layout.metadata)
@@ -122,9 +123,12 @@ def _resumable(layout: CatalogLayout, jhash: str) -> tuple[set[int], list[int]]:
     return set(done), sorted(damaged)
 
 
-def plan_job(spec: JobSpec, models: ModelSet, lease: Lease, update: bool = False) -> JobPlan | None:
+def plan_job(
+    spec: JobSpec, models: ModelSet, lease: Lease, update: bool = False, deep: bool = False
+) -> JobPlan | None:
     """The run's plan; None when the current version is of these very inputs, complete and
-    intact. ``update`` lets a changed job write a new version (see ``runner.versioning``)."""
+    intact (``deep``: every file's hash checked). ``update`` lets a changed job write a new
+    version (see ``runner.versioning``)."""
     versions, latest = current(spec.output.url)
     order, shards = plan_shards(spec, latest.identity.get("order") if latest else None)
     jhash = job_hash(spec, models)
@@ -132,7 +136,7 @@ def plan_job(spec: JobSpec, models: ModelSet, lease: Lease, update: bool = False
     version = choose_version(
         spec.output.url, record, update or spec.mode == "update", lease.run_id, versions, latest
     )
-    done, repaired = _resumable(version.layout, jhash)
+    done, repaired = _resumable(version.layout, jhash, deep)
     if is_complete(version.layout):
         if current_version(spec.output.url) != version.name:
             commit_version(version.layout, lease.run_id)  # finished, not yet switched to
@@ -269,12 +273,14 @@ def run_job(
     wait: bool = False,
     confirm: Callable[[JobPlan], None] | None = None,
     update: bool = False,
+    deep: bool = False,
 ) -> RunSummary:
     """Run (or resume) a job; ``client`` is a distributed Client, else the job's cluster is started.
 
     ``wait`` waits for another run holding the output instead of refusing; ``confirm(plan)`` may
     refuse a plan (the CLI asks for ``--yes`` on large jobs) before any shard runs; ``update``
-    writes a new catalog version when the job's inputs, spec or models changed.
+    writes a new catalog version when the job's inputs, spec or models changed; ``deep`` hashes
+    every file written before trusting it (what ``verify --deep`` finds, it repairs).
     """
     start = time.perf_counter()
     summary = RunSummary(url=spec.output.url)
@@ -282,7 +288,7 @@ def run_job(
     if spec.source.kind == "mock" and spec.models.calibrated:
         refuse_other_physics(models, spec.source.mock.physics)
     with hold_lease(CatalogLayout(spec.output.url), wait) as lease:
-        plan = plan_job(spec, models, lease, update)
+        plan = plan_job(spec, models, lease, update, deep)
         if plan is None:
             summary.already_complete = True
             layout = CatalogLayout(spec.output.url)

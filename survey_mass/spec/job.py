@@ -185,10 +185,15 @@ class OutputSpec(StrictModel):
         default_factory=lambda: ["file", "local", "s3", "gs", "abfs"]
     )
 
+    @field_validator("url")
+    @classmethod
+    def _not_empty(cls, url: str) -> str:
+        if not url.strip():
+            raise ValueError("is empty: give the catalog's folder, e.g. 'out/night'")
+        return url
+
     @model_validator(mode="after")
     def _protocol_allowed(self):
-        if not self.url.strip():
-            raise ValueError("output.url is empty: give the catalog's folder, e.g. 'out/night'")
         if "memory" in url_protocols(self.url):
             raise ValueError(
                 f"output.url {self.url!r}: a memory:// filesystem lives in one process, and the "

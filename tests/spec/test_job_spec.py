@@ -59,7 +59,7 @@ def test_shipped_job_specs_are_valid():
             ),
             "give targets.footprint",
         ),
-        (lambda s: s.replace('url = "out/t"', 'url = ""'), "output.url is empty"),
+        (lambda s: s.replace('url = "out/t"', 'url = ""'), "output.url: is empty"),
         (lambda s: s.replace('url = "out/t"', 'url = "memory://x/t"'), "workers write shards"),
         (
             lambda s: s.replace(

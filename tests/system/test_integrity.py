@@ -73,7 +73,13 @@ def _readers_refuse(root: Path, capsys, damaged: str) -> None:
         open_catalog(str(root))
 
 
-@pytest.mark.parametrize("damage", ["delete", "truncate", "truncate+metadata", "marker"])
+def _a_margin_file(root: Path) -> Path:
+    return max((current_root(root) / "masses_margin" / "dataset").rglob("Npix=*.parquet"))
+
+
+@pytest.mark.parametrize(
+    "damage", ["delete", "truncate", "truncate+metadata", "marker", "margin", "margin-manifest"]
+)
 def test_a_damaged_catalog_is_refused_by_every_reader_and_a_rerun_repairs_it_exactly(
     copy, mock_catalog, dask_client, capsys, damage
 ):
@@ -85,6 +91,21 @@ def test_a_damaged_catalog_is_refused_by_every_reader_and_a_rerun_repairs_it_exa
     clean = _files(root)
     part = _biggest_shard(root)
     pixel = part.stem.split("=")[1]
+    if damage.startswith("margin"):  # the margin cache: a re-run rebuilds it, no shard to redo
+        margin = _a_margin_file(root)
+        if damage == "margin":
+            margin.unlink()
+            lost = margin.relative_to(current_root(root)).as_posix()
+        else:
+            (current_root(root) / "masses_margin" / "_manifest.json").unlink()
+            lost = "masses_margin/_manifest.json"
+        assert verify(str(root)).damaged_shards == []
+        _readers_refuse(root, capsys, f"{lost} is missing")
+        summary = run_job(spec, client=dask_client, progress=False)
+        assert not summary.already_complete and summary.shards_run == 0
+        assert _files(root) == clean
+        assert verify(str(root), deep=True).ok
+        return
     if damage == "delete":
         part.unlink()
     elif damage.startswith("truncate"):
@@ -110,8 +131,13 @@ def test_a_damaged_catalog_is_refused_by_every_reader_and_a_rerun_repairs_it_exa
     assert main(["verify", str(root), "--deep"]) == 0
 
 
-def test_a_flipped_byte_of_the_same_size_is_found_by_the_deep_check(copy):
+def test_a_flipped_byte_of_the_same_size_is_found_by_the_deep_check_and_a_deep_rerun_repairs_it(
+    copy, dask_client
+):
     spec, root = copy
+    (current_root(root) / "masses" / "dataset" / "_metadata").unlink()
+    run_job(spec, client=dask_client, progress=False)  # finalized for this output's url
+    clean = _files(root)
     part = _biggest_shard(root)
     data = bytearray(part.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -119,6 +145,11 @@ def test_a_flipped_byte_of_the_same_size_is_found_by_the_deep_check(copy):
     assert verify(str(root)).ok  # the cheap check sees sizes and counts only
     deep = verify(str(root), deep=True)
     assert not deep.ok and "sha256" in deep.problems[0].what
+    assert "survey-mass run JOB.toml --deep" in deep.summary()
+    assert run_job(spec, client=dask_client, progress=False).already_complete  # not hashed
+    summary = run_job(spec, client=dask_client, progress=False, deep=True)
+    assert not summary.already_complete and summary.shards_run == 1
+    assert _files(root) == clean and verify(str(root), deep=True).ok
 
 
 def test_a_second_run_on_a_held_output_refuses_naming_the_holder(copy, capsys, tmp_path):
