@@ -18,6 +18,7 @@ TARGET_COLUMNS = ["target_id", "ra", "dec", "z"]
 
 #: reject reason -> what the user should do about it (the quarantine's ``detail``)
 REJECT_DETAIL = {
+    "missing_id": "the row has no target id; give every row a unique id",
     "invalid_coordinates": "ra/dec missing or non-numeric, or |dec| > 90; fix the catalog row",
     "invalid_redshift": "z missing, non-positive or above 5; fix the catalog row",
     "duplicate_id": "target id seen earlier in the catalog; ids must be unique",
@@ -51,7 +52,9 @@ def read_catalog(spec: JobSpec) -> pd.DataFrame:
         )
     out = pd.DataFrame({ours: df[theirs] for ours, theirs in cols.items()})
     out = out.rename(columns={"id": "target_id"})
-    out["target_id"] = out["target_id"].astype(str)
+    # a missing id (an empty CSV cell is NaN) is the empty string: check_rows quarantines it
+    ids = out["target_id"]
+    out["target_id"] = ids.where(ids.notna(), "").astype(str).str.strip()
     for c in ("ra", "dec", "z"):
         out[c] = pd.to_numeric(out[c], errors="coerce")
     if spec.targets.max_targets:
@@ -63,9 +66,10 @@ def check_rows(rows: pd.DataFrame, spec: JobSpec) -> pd.DataFrame:
     """Add a ``reject`` column: None for good rows, else the reason code."""
     rows = rows.copy()
     reject = pd.Series([None] * len(rows), dtype=object)
+    reject[rows["target_id"].eq("").to_numpy()] = "missing_id"
     # one rule for RA, as the footprints have it: any finite RA is an angle, wrapped into [0, 360)
     bad_pos = ~(np.isfinite(rows["ra"]) & np.isfinite(rows["dec"]) & rows["dec"].between(-90, 90))
-    reject[bad_pos.to_numpy()] = "invalid_coordinates"
+    reject[(bad_pos & reject.isna()).to_numpy()] = "invalid_coordinates"
     ra = rows["ra"] % 360.0
     bad_z = ~(np.isfinite(rows["z"]) & (rows["z"] > 0) & (rows["z"] < 5))
     reject[(bad_z & reject.isna()).to_numpy()] = "invalid_redshift"

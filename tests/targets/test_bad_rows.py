@@ -32,13 +32,15 @@ def test_catalog_job_quarantines_bad_rows_and_keeps_the_rest(tmp_path):
     good = good_rows(6)
     bad = pd.DataFrame(
         {
-            "id": ["no-position", "bad-z", good["id"].iloc[0], "far-away", "not-mock"],
+            "id": ["no-position", "bad-z", good["id"].iloc[0], "far-away", "not-mock", None, None],
             "ra": [
                 np.nan,
                 good["ra"].iloc[1],
                 good["ra"].iloc[0],
                 (good["ra"].iloc[0] + 180) % 360,
                 good["ra"].iloc[2],
+                good["ra"].iloc[3],
+                good["ra"].iloc[4],
             ],
             "dec": [
                 0.0,
@@ -46,8 +48,10 @@ def test_catalog_job_quarantines_bad_rows_and_keeps_the_rest(tmp_path):
                 good["dec"].iloc[0],
                 -good["dec"].iloc[0],
                 good["dec"].iloc[2],
+                good["dec"].iloc[3],
+                good["dec"].iloc[4],
             ],
-            "z": [0.3, -1.0, 0.3, 0.3, 0.4],
+            "z": [0.3, -1.0, 0.3, 0.3, 0.4, 0.3, 0.3],
         }
     )
     catalog = tmp_path / "targets.csv"
@@ -66,7 +70,10 @@ url = "{tmp_path / "out"}"
 """)
     cat, q = weigh_in_process(spec)
     assert sorted(cat["target_id"]) == sorted(good["id"])
+    # two rows without an id (empty CSV cells): each quarantined, neither a duplicate of the other
+    assert list(q.loc[q["target_id"] == "", "reason"]) == ["missing_id", "missing_id"]
     reasons = dict(zip(q["target_id"], q["reason"], strict=True))
+    reasons.pop("")
     assert reasons == {
         "no-position": "invalid_coordinates",
         "bad-z": "invalid_redshift",
