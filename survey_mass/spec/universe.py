@@ -43,7 +43,7 @@ class UniverseSpec(FrozenStrictModel):
     )
     physics: Literal["v1", "v2"] = Field(
         DEFAULT_PHYSICS,
-        description="simulator version: v1 (what the shipped zoo was trained on) or v2 (realistic)",
+        description="simulator version: v1 (what zoo v1 was trained on) or v2 (realistic: zoo v2, the demo)",
     )
 
     @model_validator(mode="after")
