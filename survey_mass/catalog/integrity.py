@@ -59,12 +59,15 @@ class IntegrityReport:
             return f"{self.url}: intact ({self.shards} shards, {self.rows} rows)"
         shards = self.damaged_shards
         named = ", ".join(f"Npix={p}" for p in shards[:8]) + (" ..." if len(shards) > 8 else "")
-        where = f"{len(shards)} damaged shard(s) ({named})" if shards else self.problems[0].what
+        first = self.problems[0].what
+        where = (
+            f"{len(shards)} damaged shard(s) ({named}); first problem: {first}" if shards else first
+        )
         # only the deep check hashes files, so only a deep re-run sees what it found
         deep = any(p.what.endswith(SHA256_FAILS) for p in self.problems)
         rerun = "survey-mass run JOB.toml --deep" if deep else "survey-mass run JOB.toml"
         return (
-            f"{self.url} is damaged: {where}; first problem: {self.problems[0].what}. "
+            f"{self.url} is damaged: {where}. "
             f"Re-run its job ({rerun}) to recompute what is damaged; "
             f"details: survey-mass verify {self.url}{' --deep' if deep else ''}"
         )
