@@ -1,7 +1,7 @@
 """Benchmark of the mock survey (``--smoke``: seconds): cutouts per second per instrument, and a 10,000-cluster footprint
 streamed to Parquet in bounded memory.
 
-    python benchmarks/bench_mock_survey.py [--n 100] [--clusters 10000]
+    python benchmarks/bench_mock_survey.py [--n 100] [--clusters 10000] [--physics v1|v2]
 
 1. Renders the same ``--n`` clusters with each instrument and prints cutouts/s and the ratio to the
    X-ray renderer measured in the same process (the reference, since the CNNs train on it).
@@ -36,8 +36,8 @@ from survey_mass.pixel_math import footprint_pixels
 from survey_mass.spec.footprint import ConeFootprint
 
 
-def _sample(n: int) -> pd.DataFrame:
-    spec = UniverseSpec(seed=1, density_scale=20)
+def _sample(n: int, physics: str) -> pd.DataFrame:
+    spec = UniverseSpec(seed=1, density_scale=20, physics=physics)
     footprint = ConeFootprint(ra=10.0, dec=-5.0, radius_deg=1.5)
     frames = [
         clusters_in(spec, footprint, UNIVERSE_ORDER, p)
@@ -46,8 +46,8 @@ def _sample(n: int) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True).head(n)
 
 
-def bench_renderers(n: int) -> None:
-    sample = _sample(n)
+def bench_renderers(n: int, physics: str = "v1") -> None:
+    sample = _sample(n, physics)
     states = [s for _, s in sample.iterrows()]
     rates = {}
     for instrument, render in RENDERERS.items():
@@ -56,7 +56,10 @@ def bench_renderers(n: int) -> None:
         for state in states:
             render(state, 1)
         rates[instrument] = len(states) / (time.perf_counter() - start)
-    print(f"cutouts per second over {len(states)} clusters (0.03 < z < 1), one process:")
+    print(
+        f"cutouts per second over {len(states)} clusters (0.03 < z < 1, physics {physics}), "
+        "one process:"
+    )
     bench_renderers.rates = rates
     for instrument, rate in rates.items():
         print(
@@ -142,11 +145,12 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--clusters", type=int, default=10_000, help="clusters in the streamed footprint"
     )
+    parser.add_argument("--physics", choices=("v1", "v2"), default="v1", help="mock physics")
     parser.add_argument("--smoke", action="store_true", help="a few clusters, seconds")
     args = parser.parse_args(argv)
     if args.smoke:
         args.n, args.clusters = 2, 200
-    bench_renderers(args.n)
+    bench_renderers(args.n, args.physics)
     bench_painter()
     bench_streaming(args.clusters)
     measured = {  # what ran: every renderer, the painter check, the streamed writer
