@@ -20,8 +20,13 @@ def run_query(args: argparse.Namespace) -> int:
         )
     else:
         df = query(args.catalog, args.sql or "SELECT * FROM catalog LIMIT 20")
-    with pd.option_context("display.max_rows", args.max_rows, "display.width", 200):
-        print(df.to_csv(index=False) if args.csv else df.to_string(index=False))
+    if args.csv:
+        print(df.to_csv(index=False), end="")
+    elif df.empty:  # pandas would print "Empty DataFrame"
+        print(f"(no rows; columns: {', '.join(map(str, df.columns))})")
+    else:
+        with pd.option_context("display.max_rows", args.max_rows, "display.width", 200):
+            print(df.to_string(index=False))
     return 0
 
 

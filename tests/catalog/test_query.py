@@ -61,3 +61,12 @@ def test_cone_command_prints_partitions_read(mock_catalog, capsys):
     _, root, _ = mock_catalog
     assert main(["query", str(root), "--cone", "210.3", "-5.2", "0.3"]) == 0
     assert "partitions" in capsys.readouterr().out
+
+
+def test_a_query_with_no_rows_says_so_with_its_columns(mock_catalog, capsys):
+    _, root, _ = mock_catalog
+    sql = "SELECT target_id, logm500 FROM catalog WHERE logm500 > 99"
+    assert main(["query", str(root), sql]) == 0
+    assert capsys.readouterr().out == "(no rows; columns: target_id, logm500)\n"
+    assert main(["query", str(root), sql, "--csv"]) == 0
+    assert capsys.readouterr().out == "target_id,logm500\n"
