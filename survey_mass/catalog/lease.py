@@ -128,7 +128,11 @@ class Lease:
 
 @contextlib.contextmanager
 def hold_lease(layout: CatalogLayout, wait: bool = False, run_id: str | None = None):
-    """The output's lease for the ``with`` block, refreshed by a heartbeat thread."""
+    """The output's lease for the ``with`` block, refreshed by a heartbeat thread. An output
+    folder the lease created is removed again if the run left nothing in it (a run refused
+    before its first file: a missing target catalog, say)."""
+    folder = layout.lease.rsplit("/", 1)[0]
+    new_folder = not layout.fs.exists(folder)
     lease = Lease(layout, run_id or uuid.uuid4().hex[:12]).acquire(wait)
     stop = threading.Event()
 
@@ -147,3 +151,5 @@ def hold_lease(layout: CatalogLayout, wait: bool = False, run_id: str | None = N
         stop.set()
         thread.join(timeout=5)
         lease.release()
+        if new_folder and layout.fs.isdir(folder) and not layout.fs.ls(folder):
+            layout.fs.rmdir(folder)

@@ -453,3 +453,16 @@ def test_a_malformed_job_spec_is_a_clear_error_and_exit_code_2(tmp_path, capsys,
     assert main(["run", str(job)]) == 2
     err = capsys.readouterr().err
     assert named in err and str(job) in err and "Traceback" not in err
+
+
+def test_a_missing_target_catalog_is_one_line_and_leaves_no_output_folder(tmp_path, capsys):
+    out = tmp_path / "out" / "night"
+    job = tmp_path / "job.toml"
+    job.write_text(
+        f'name = "night"\n[targets]\ncatalog = "{tmp_path / "nope.csv"}"\n'
+        f'[source]\nkind = "real"\n[output]\nurl = "{out}"\n'
+    )
+    assert main(["run", str(job), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "nope.csv" in err and "does not exist" in err and "Traceback" not in err
+    assert not out.exists()  # nothing half-written: not even the folder the lease made
