@@ -111,8 +111,10 @@ def _resumable(layout: CatalogLayout, jhash: str, deep: bool = False) -> tuple[s
     cache). ``deep`` hashes every file, as ``verify --deep`` does, instead of checking sizes.
     """
     done = done_shards(layout, jhash)
-    damaged = set(damaged_markers(layout, done, deep))
-    if is_complete(layout):
+    complete = is_complete(layout)
+    # a finished catalog's files are hashed once, by verify, against its manifest
+    damaged = set(damaged_markers(layout, done, deep and not complete))
+    if complete:
         report = verify(layout.url, deep=deep)
         damaged |= set(report.damaged_shards) & set(done)
         if not report.ok:
