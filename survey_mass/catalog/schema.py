@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from survey_mass.constants import INSTRUMENTS
+from survey_mass.constants import COSMOLOGY, INSTRUMENTS
 from survey_mass.pixel_math import SPATIAL_INDEX_COLUMN
 
 #: flag bits
@@ -14,6 +14,13 @@ FLAG_LARGE_SPREAD = 1 << 3  # fold members disagree by more than 0.15 dex
 FLAG_PRIOR = {instrument: 1 << (4 + i) for i, instrument in enumerate(INSTRUMENTS)}  # 16, 32, 64
 FLAG_JOINT_PRIOR = 1 << 7  # the joint mass is no narrower than the prior: it reports the prior
 
+
+#: what every mass column means: M500c in Msun of the pipeline's cosmology (no factor of h)
+MASS_CONVENTION = (
+    "M500c (mass inside the radius enclosing 500 times the critical density at z) in Msun for "
+    f"flat LambdaCDM with H0 = {COSMOLOGY.H0.value:g} km/s/Mpc, Om0 = {COSMOLOGY.Om0:g} "
+    "(no factor of h)"
+)
 
 #: one unit convention, astropy's generic strings: every format astropy writes reads them back
 #: exactly and without warnings (FITS and VOUnit have no dex: see catalog/export.py)
@@ -80,7 +87,8 @@ _TRAILING = [
         F64,
         LOG_MASS,
         "phys.mass",
-        "joint log10 M500c: the joint model named in `models`, else the inverse-variance mean",
+        "joint log10 M500c: the joint model named in `models`, else the inverse-variance mean; "
+        + MASS_CONVENTION,
     ),
     (
         "logm500_sigma",
@@ -124,7 +132,10 @@ def catalog_schema(instruments: list[str]) -> pa.Schema:
             *_OBSERVABLES.get(inst, []),
         ]
     ]
-    return pa.schema([_field(*column) for column in [*_LEADING, *per_instrument, *_TRAILING]])
+    return pa.schema(
+        [_field(*column) for column in [*_LEADING, *per_instrument, *_TRAILING]],
+        metadata={"survey_mass.mass_convention": MASS_CONVENTION},
+    )
 
 
 def quarantine_schema() -> pa.Schema:

@@ -158,6 +158,15 @@ def test_fits_records_the_jobs_provenance(mock_catalog, tmp_path):
 def test_common_metadata_carries_units_ucds_and_descriptions(catalog):
     schema = pq.read_schema(CatalogLayout(catalog).common_metadata)
     assert schema.field("logm500").metadata[b"unit"] == b"dex(solMass)"
+    # which M500 and which h: in the schema and in the mass column's own description
+    convention = schema.metadata[b"survey_mass.mass_convention"].decode()
+    assert (
+        "M500c" in convention
+        and "H0 = 70 km/s/Mpc" in convention
+        and "no factor of h" in convention
+    )
+    assert convention in schema.field("logm500").metadata[b"description"].decode()
+    assert b"survey_mass.provenance" in schema.metadata
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for field in schema:
