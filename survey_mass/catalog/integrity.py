@@ -135,12 +135,14 @@ def _check_file(layout, pixel, record, sizes, meta_rows, deep, report, table=CAT
                 f"{record['rows']} were written",
             )
         )
-    if (
-        deep
-        and hashlib.sha256(layout.fs.cat_file(layout.absolute(path))).hexdigest()
-        != record["sha256"]
-    ):
+    if deep and not _same_bytes(layout, record):
         report.problems.append(Problem(pixel, f"{path} {SHA256_FAILS}"))
+
+
+def _same_bytes(layout: CatalogLayout, record: dict) -> bool:
+    """Whether the file of a marker's or manifest's ``record`` hashes to its recorded sha256."""
+    data = layout.fs.cat_file(layout.absolute(record["path"]))
+    return hashlib.sha256(data).hexdigest() == record["sha256"]
 
 
 def verify(url: str, deep: bool = False) -> IntegrityReport:
@@ -192,7 +194,7 @@ def _check_margin(layout: CatalogLayout, deep: bool, report: IntegrityReport) ->
     if manifest is None:
         return
     sizes = _listing(layout, (MARGIN_DATASET,))
-    meta_rows = _metadata_rows(layout, report, f"{layout.root}/{MARGIN_DATASET}/_metadata")
+    meta_rows = _metadata_rows(layout, report, layout.margin_metadata)
     for record in manifest["files"]:
         _check_file(layout, None, record, sizes, meta_rows, deep, report, MARGIN_DATASET)
     for path in sorted(set(sizes) - {r["path"] for r in manifest["files"]}):
@@ -217,12 +219,9 @@ def damaged_markers(
     def damaged(marker: dict) -> bool:
         if "files" not in marker:
             return True
-        for f in marker["files"]:
-            if sizes.get(f["path"]) != f["bytes"]:
-                return True
-            data = layout.fs.cat_file(layout.absolute(f["path"])) if deep else None
-            if deep and hashlib.sha256(data).hexdigest() != f["sha256"]:
-                return True
-        return False
+        return any(
+            sizes.get(f["path"]) != f["bytes"] or (deep and not _same_bytes(layout, f))
+            for f in marker["files"]
+        )
 
     return sorted(pixel for pixel, marker in markers.items() if damaged(marker))

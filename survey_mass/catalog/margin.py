@@ -191,7 +191,7 @@ def _write_margin_files(layout, primary, records, m, margin_arcsec, created, run
     dataset = f"{layout.root}/{MARGIN_DATASET}"
     write_bytes(layout, f"{dataset}/_common_metadata", sink.getvalue().to_pybytes(), run_id)
     write_collected_metadata(
-        layout, f"{dataset}/_metadata", records, schema, run_id, MARGIN_DATASET
+        layout, layout.margin_metadata, records, schema, run_id, MARGIN_DATASET
     )
 
 

@@ -208,5 +208,10 @@ class CatalogLayout:
         return f"{self.root}/{CATALOG}/_common_metadata"
 
     @property
+    def margin_metadata(self) -> str:
+        """The margin cache's ``_metadata``, written last of its files."""
+        return f"{self.root}/{MARGIN_DATASET}/_metadata"
+
+    @property
     def provenance(self) -> str:
         return f"{self.root}/provenance.json"
