@@ -30,6 +30,14 @@ def compiled(func: Callable | None = None, *, fastmath: bool = False) -> Callabl
     return decorate if func is None else decorate(func)
 
 
+@numba.njit(inline="always", fastmath=True)
+def _elliptical_r2(dx: float, dy: float, q: float, cos: float, sin: float) -> float:
+    """Squared elliptical radius ``xr^2 q + yr^2 / q`` of an offset (dx, dy) from a profile's
+    centre, in the frame rotated by (cos, sin): the isophotes keep their area for any q."""
+    xr, yr = cos * dx + sin * dy, -sin * dx + cos * dy
+    return xr * xr * q + yr * yr / q
+
+
 #: columns of a beta component row for :func:`beta_pixel_mean`
 BETA_COLUMNS = ("x0", "y0", "rc", "p", "q", "cos", "sin", "amplitude")
 
@@ -37,8 +45,8 @@ BETA_COLUMNS = ("x0", "y0", "rc", "p", "q", "cos", "sin", "amplitude")
 @compiled(fastmath=True)
 def beta_pixel_mean(grid: np.ndarray, offsets: np.ndarray, components: np.ndarray) -> np.ndarray:
     """(npix, npix) mean over each pixel's sub-samples of the sum of beta models
-    ``amplitude (1 + r^2 / rc^2)^(-p)``, r the elliptical radius ``xr^2 q + yr^2 / q`` in the frame
-    rotated by (cos, sin) about the centre (x0, y0).
+    ``amplitude (1 + r^2 / rc^2)^(-p)``, r^2 the :func:`_elliptical_r2` of the offset from the
+    centre (x0, y0).
 
     Sub-sample (a, b) of pixel (i, j) sits at ``(grid[j] + offsets[b], grid[i] + offsets[a])``;
     ``components`` has one row per model with the :data:`BETA_COLUMNS`. The loop runs along image
@@ -62,10 +70,8 @@ def beta_pixel_mean(grid: np.ndarray, offsets: np.ndarray, components: np.ndarra
                 dy = grid[i] + offsets[a] - y0
                 for b in range(s):
                     for j in range(npix):
-                        dx = grid[j] + offsets[b] - x0
-                        xr, yr = cos * dx + sin * dy, -sin * dx + cos * dy
-                        r2 = (xr * xr * q + yr * yr / q) * inverse_rc2
-                        row[j] += amplitude * math.pow(1.0 + r2, -p)
+                        r2 = _elliptical_r2(grid[j] + offsets[b] - x0, dy, q, cos, sin)
+                        row[j] += amplitude * math.pow(1.0 + r2 * inverse_rc2, -p)
     return out / (s * s)
 
 
@@ -98,9 +104,8 @@ def gnfw_pixel_sums(
             dy = grid[i] + offsets[a] - y0
             for b in range(s):
                 for j in range(npix):
-                    dx = grid[j] + offsets[b] - x0
-                    xr, yr = cos * dx + sin * dy, -sin * dx + cos * dy
-                    radius = math.sqrt(xr * xr * q + yr * yr / q) / theta500
+                    r2 = _elliptical_r2(grid[j] + offsets[b] - x0, dy, q, cos, sin)
+                    radius = math.sqrt(r2) / theta500
                     lr = math.log(max(radius, x_min))
                     if lr > log_max:
                         value = 0.0
